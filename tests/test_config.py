@@ -1,0 +1,198 @@
+"""handoff_config.yml is validated in one place, and a bad file names the file, the key and the fix."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from handoff.config import REPO_ROOT, ConfigError, current_config, load_config, normalize_url
+
+GOOD = """\
+handoff_hosts:
+  helpdesk:
+    title: Helpdesk Assistant
+    url: http://localhost:5005
+  financial:
+    title: Financial Assistant
+    url: http://localhost:5006
+    kind: rasa
+  human:
+    title: Support team
+    url: http://localhost:8800
+    kind: parlant
+entry: financial
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "handoff_config.yml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_hosts_in_order(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert [h.id for h in config.hosts] == ["helpdesk", "financial", "human"]
+    assert config.entry_host.title == "Financial Assistant"
+    assert config.get_host("helpdesk").port == 5005
+    assert config.get_host("helpdesk").kind == "rasa"
+    assert config.get_host("human").kind == "parlant"
+    assert [h.id for h in config.other_hosts("helpdesk")] == ["financial", "human"]
+
+
+def test_starter_pack_file_loads_unchanged(tmp_path):
+    starter = (
+        "handoff_hosts:\n"
+        "  helpdesk_assistant:\n"
+        '    title: "Helpdesk Assistant"\n'
+        '    url: "http://localhost:5005"\n'
+        "  financial_demo:\n"
+        '    title: "Financial Assistant"\n'
+        '    url: "http://localhost:5006"\n'
+    )
+    config = load_config(write(tmp_path, starter))
+    assert config.entry == "helpdesk_assistant"
+
+
+BROKEN = [
+    pytest.param("handoff_hosts: [a, b]\n", "'handoff_hosts' must map host ids", id="hosts-not-mapping"),
+    pytest.param("entry: helpdesk\n", "'handoff_hosts' must map host ids", id="no-hosts"),
+    pytest.param("- just a list\n", "expected a mapping", id="top-level-list"),
+    pytest.param("handoff_hosts:\n  a:\n   title: [\n", "not valid YAML at line", id="bad-yaml"),
+    pytest.param(
+        GOOD + "hosts: {}\n", "unknown key 'hosts' at the top level", id="unknown-top-key"
+    ),
+    pytest.param(
+        "handoff_hosts:\n  billing:\n    title: Billing\n",
+        "host 'billing' has no url (add url: http://host:port)",
+        id="missing-url",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  billing:\n    url: http://localhost:5009\n",
+        "host 'billing' has no title",
+        id="missing-title",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  billing:\n    title: B\n    url: http://localhost:5009\n    port: 3\n",
+        "host 'billing' has unknown key 'port'",
+        id="unknown-host-key",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  Billing-Bot:\n    title: B\n    url: http://localhost:5009\n",
+        "host id 'Billing-Bot' is not valid",
+        id="bad-id",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n"
+        "  b:\n    title: B\n    url: http://LOCALHOST:5005/\n",
+        "hosts 'a' and 'b' have the same url",
+        id="duplicate-url",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: ftp://localhost:5005\n",
+        "host 'a' has url 'ftp://localhost:5005', which is not a plain http(s) url",
+        id="bad-url-scheme",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://user@localhost:5005\n",
+        "which is not a plain http(s) url",
+        id="url-with-userinfo",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    kind: slack\n",
+        "host 'a' has kind 'slack' (use one of: rasa, parlant)",
+        id="unknown-kind",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\nentry: b\n",
+        "entry 'b' is not a host in handoff_hosts (use one of: a)",
+        id="unknown-entry",
+    ),
+]
+
+
+@pytest.mark.parametrize("text, expected", BROKEN)
+def test_broken_config_names_file_key_and_fix(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}:")
+    assert expected in str(error.value)
+
+
+def test_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="file not found .*HANDOFF_CONFIG"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_current_config_rereads_a_changed_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    assert len(current_config(path).hosts) == 3
+    path.write_text(GOOD.replace("entry: financial\n", "") + (
+        "  billing:\n    title: Billing\n    url: http://localhost:5010\n"
+    ))
+    assert [h.id for h in current_config(path).hosts][-1] == "billing"
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://localhost:5005", "http://localhost:5005"),
+        ("HTTP://LocalHost:5005/", "http://localhost:5005"),
+        ("http://localhost.:5005", "http://localhost:5005"),
+        ("https://bots.example.org", "https://bots.example.org:443"),
+        ("http://evil@localhost:5005", None),
+        ("http://localhost:5005?x=1", None),
+        ("http://localhost:5005#x", None),
+        ("javascript:alert(1)", None),
+        ("//localhost:5005", None),
+        ("http:\\\\localhost:5005", None),
+        ("http://localhost:99999", None),
+        ("http://bücher.example", None),
+        ("", None),
+    ],
+)
+def test_normalize_url(url, expected):
+    assert normalize_url(url) == expected
+
+
+BAD_CONFIG = "handoff_hosts:\n  billing:\n    title: Billing\n"
+BAD_CONFIG_MESSAGE = "host 'billing' has no url (add url: http://host:port)"
+
+
+def run_with_bad_config(tmp_path: Path, command: list[str], cwd: Path = REPO_ROOT, **env: str):
+    path = write(tmp_path, BAD_CONFIG)
+    environment = {**os.environ, "HANDOFF_CONFIG": str(path), "HANDOFF_STATE_DIR": str(tmp_path), **env}
+    result = subprocess.run(
+        command, check=False, cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
+    return path, result
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param([sys.executable, "-m", "handoff.run"], id="launcher"),
+        pytest.param([sys.executable, "-m", "chatroom", "--port", "0"], id="chatroom"),
+        pytest.param([sys.executable, "-m", "handoff.config"], id="config-check"),
+    ],
+)
+def test_every_process_exits_on_broken_config(tmp_path, command):
+    path, result = run_with_bad_config(tmp_path, command)
+    assert result.returncode == 2
+    assert f"{path}: {BAD_CONFIG_MESSAGE}" in result.stderr
+
+
+def test_action_server_exits_on_broken_config(tmp_path):
+    rasa_python = REPO_ROOT / ".venv-rasa" / "bin" / "python"
+    path, result = run_with_bad_config(
+        tmp_path,
+        [str(rasa_python), "-m", "rasa_sdk", "--actions", "actions", "--port", "0"],
+        cwd=REPO_ROOT / "bots" / "helpdesk",
+        HANDOFF_HOST_ID="helpdesk",
+    )
+    assert result.returncode != 0
+    assert f"{path}: {BAD_CONFIG_MESSAGE}" in result.stdout + result.stderr
