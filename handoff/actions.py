@@ -1,0 +1,131 @@
+"""The handoff actions every bot registers: offer the hosts, hand off, greet an arrival.
+
+A bot's ``actions/handoff.py`` imports this module; rasa-sdk registers every
+imported Action subclass, so each action server serves these one implementations.
+The words a person reads live in each bot's responses, not here.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from handoff.config import ConfigError, HandoffConfig, current_config, own_host_id
+from handoff.payload import (
+    ARRIVAL_INTENT,
+    HANDOFF_TO,
+    TRIGGER_INTENT,
+    handoff_payload,
+    trigger_message,
+)
+
+logger = logging.getLogger(__name__)
+
+# The chatroom speaks Rasa's REST channel; elsewhere (rasa shell, rasa test) a
+# handoff payload would go nowhere, so the bot says what it would have done.
+HANDOFF_CHANNEL = "rest"
+# User intents that are part of the handoff itself, never the reason for it.
+HANDOFF_INTENTS = {TRIGGER_INTENT, ARRIVAL_INTENT, "affirm", "deny"}
+
+
+def _load() -> HandoffConfig:
+    """Return the current config and this bot's id, failing loudly if either is unusable."""
+    config = current_config()
+    config.get_host(own_host_id())
+    return config
+
+
+def handoff_reason(tracker: Tracker) -> Optional[Text]:
+    """Return what the person said that led to the handoff, for whoever receives them."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
+        text = (event.get("text") or "").strip()
+        if intent not in HANDOFF_INTENTS and text and not text.startswith("/"):
+            return text
+    return None
+
+
+def is_return(tracker: Tracker) -> bool:
+    """Tell whether the person talked to this bot before the arrival being handled."""
+    user_events = [e for e in tracker.events if e.get("event") == "user"]
+    return len(user_events) > 1
+
+
+class ActionHandoffOptions(Action):
+    """Offer one button per host this bot can hand the person to."""
+
+    def name(self) -> Text:
+        return "action_handoff_options"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        config = _load()
+        others = config.other_hosts(own_host_id())
+        if not others:
+            dispatcher.utter_message(response="utter_no_handoff")
+            return []
+        buttons = [{"title": host.title, "payload": trigger_message(host.id)} for host in others]
+        dispatcher.utter_message(buttons=buttons)
+        return []
+
+
+class ActionHandoff(Action):
+    """Hand the person to the host named in slot ``handoff_to``."""
+
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        config = _load()
+        target_id = tracker.get_slot(HANDOFF_TO)
+        target = config.find_host(target_id)
+        clear = [SlotSet(HANDOFF_TO, None)]
+        if target is None or target.id == own_host_id():
+            logger.warning("refusing handoff to %r: not another host in %s", target_id, config.path)
+            dispatcher.utter_message(response="utter_no_handoff")
+            return clear
+        if tracker.get_latest_input_channel() != HANDOFF_CHANNEL:
+            dispatcher.utter_message(response="utter_wouldve_handed_off", host_title=target.title)
+            return clear
+        dispatcher.utter_message(response="utter_handoff", host_title=target.title)
+        dispatcher.utter_message(
+            json_message=handoff_payload(
+                target.url, target.title, host_id=target.id, reason=handoff_reason(tracker)
+            )
+        )
+        return clear
+
+
+class ActionGreetArrival(Action):
+    """Greet a person handed over to this bot, or welcome them back where they left off."""
+
+    def name(self) -> Text:
+        return "action_greet_arrival"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        config = _load()
+        me = config.get_host(own_host_id())
+        response = "utter_welcome_back" if is_return(tracker) else "utter_handoff_arrival"
+        dispatcher.utter_message(response=response, host_title=me.title)
+        return []
+
+
+def check_config_at_start() -> None:
+    """Stop the action server at start-up if the config or host id is unusable."""
+    try:
+        _load()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+check_config_at_start()
