@@ -1,0 +1,73 @@
+"""The chatroom: serves the page, holds the routing table and forwards each message to one host."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from handoff.config import current_config, state_dir
+
+
+def persistent_secret(path: Path) -> str:
+    """Return the cookie-signing key stored at ``path``, creating it on first start.
+
+    Keeping it on disk is what lets a conversation cookie survive a restart.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+# The page loads only its own scripts and styles; bot images may come from any web origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' https: http:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def add_security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the chatroom app: defaults, then CHATROOM_* environment variables, then test_config."""
+    app = Flask(__name__)
+    state = state_dir()
+    app.config.from_mapping(
+        DATABASE=str(state / "chatroom.sqlite"),
+        SECRET_KEY_FILE=str(state / "chatroom-secret"),
+        # Seconds to wait for a host's reply before telling the person it is unavailable.
+        HOST_TIMEOUT=10.0,
+        MAX_CONTENT_LENGTH=16 * 1024,
+        MAX_MESSAGE_CHARS=2000,
+        SESSION_COOKIE_NAME="chatroom",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
+    )
+    app.config.from_prefixed_env("CHATROOM")
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = persistent_secret(Path(app.config["SECRET_KEY_FILE"]))
+    Path(app.config["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
+    # Fail at start, not on the first message, if the handoff config is broken.
+    current_config()
+
+    from . import chat, db
+
+    db.init_app(app)
+    app.register_blueprint(chat.bp)
+    app.after_request(add_security_headers)
+    logging.getLogger("chatroom").setLevel(logging.INFO)
+    return app

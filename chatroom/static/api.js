@@ -1,0 +1,30 @@
+// Talks to the chatroom's JSON API; the server owns the conversation and its routing.
+"use strict";
+
+const api = (() => {
+  async function postJson(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) {
+      const message = (data && data.error) || `The chatroom answered ${response.status}.`;
+      throw new Error(message);
+    }
+    return data;
+  }
+
+  return {
+    startConversation: () => postJson("/api/conversation"),
+    sendText: (text) => postJson("/api/messages", { text }),
+    pressButton: (buttonId) => postJson("/api/messages", { button: buttonId }),
+  };
+})();

@@ -1,0 +1,74 @@
+// Renders messages. Every piece of bot or host text goes through textContent, never HTML.
+"use strict";
+
+const view = (() => {
+  const messageList = document.getElementById("messages");
+  const hostTitle = document.getElementById("host-title");
+  const statusLine = document.getElementById("status");
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function isWebUrl(value) {
+    try {
+      const url = new URL(String(value), window.location.href);
+      return url.protocol === "http:" || url.protocol === "https:";
+    } catch (_) {
+      return false;
+    }
+  }
+
+  function disableOldButtons() {
+    for (const button of messageList.querySelectorAll("button.choice")) {
+      button.disabled = true;
+    }
+  }
+
+  function renderMessage(message, onChoice) {
+    const item = element("li", `message message-${message.role}`);
+    item.dataset.messageId = message.id;
+    if (message.text) item.appendChild(element("p", "message-text", message.text));
+    if (message.image && isWebUrl(message.image)) {
+      const image = element("img", "message-image");
+      image.src = message.image;
+      image.alt = "";
+      image.referrerPolicy = "no-referrer";
+      item.appendChild(image);
+    }
+    if (Array.isArray(message.buttons) && message.buttons.length) {
+      const choices = element("div", "choices");
+      for (const choice of message.buttons) {
+        const button = element("button", "choice", choice.title);
+        button.type = "button";
+        button.addEventListener("click", () => onChoice(choice));
+        choices.appendChild(button);
+      }
+      item.appendChild(choices);
+    }
+    return item;
+  }
+
+  function appendMessages(messages, onChoice) {
+    if (messages.some((m) => m.role === "user")) disableOldButtons();
+    for (const message of messages) {
+      messageList.appendChild(renderMessage(message, onChoice));
+    }
+    messageList.lastElementChild?.scrollIntoView({ block: "end" });
+  }
+
+  function showHost(host) {
+    hostTitle.textContent = host.title;
+    document.title = `Chatroom · ${host.title}`;
+  }
+
+  function showStatus(text) {
+    statusLine.textContent = text || "";
+    statusLine.hidden = !text;
+  }
+
+  return { appendMessages, disableOldButtons, showHost, showStatus };
+})();
