@@ -1,0 +1,86 @@
+# Two commands matter: `make run` and `make test`. Each brings a fresh clone
+# to done: virtual environments, trained bots, then the stack or the tests.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BOTS := $(sort $(notdir $(wildcard bots/*)))
+VENV := .venv
+RASA_VENV := .venv-rasa
+UV := $(VENV)/bin/uv
+RASA := $(RASA_VENV)/bin/rasa
+RASA_VERSION := 3.6.21
+CHROMIUM := /usr/bin/chromium
+# Every cache stays inside the repo, so `make clean-all` removes everything.
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export PYTHONUNBUFFERED := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help run test install train validate test-stories test-python browser lint clean clean-all
+
+help: ## Show this help
+	@echo "Usage: make <target>"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+run: install train ## Set up, train what changed, start every bot and the chatroom
+	$(VENV)/bin/python -m handoff.run
+
+test: install train browser validate test-stories test-python ## Set up, train, and run every test
+
+install: $(VENV)/.installed $(RASA_VENV)/.installed ## Create both virtual environments
+
+# Python 3.11 side: chatroom, launcher, tests. uv is bootstrapped into it with pip.
+$(VENV)/.installed: pyproject.toml
+	python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "error: python3 must be 3.11 or newer for the chatroom"; exit 1; }
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[app,test]"
+	touch $@
+
+# Python 3.10 side: Rasa and the action servers (Rasa 3.6 runs on 3.8-3.10 only).
+$(RASA_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	@py=$$(scripts/find-python310) || exit 1; \
+	  test -x $(RASA_VENV)/bin/python || $(UV) venv --quiet --python "$$py" $(RASA_VENV)
+	$(UV) pip install --quiet --python $(RASA_VENV)/bin/python "rasa==$(RASA_VERSION)" "pytest>=8,<10" -e .
+	touch $@
+
+# Rasa fingerprints data, domain and config, and skips a bot whose model is current.
+train: install ## Train each bot whose data or config changed
+	@for bot in $(BOTS); do \
+	  echo "== training $$bot (skipped by Rasa if nothing changed)"; \
+	  (cd bots/$$bot && ../../$(RASA) train --out models --fixed-model-name $$bot) || exit 1; \
+	done
+
+validate: install ## Check each bot's data and domain (rasa data validate)
+	@for bot in $(BOTS); do \
+	  echo "== validating $$bot"; \
+	  (cd bots/$$bot && ../../$(RASA) data validate --fail-on-warnings) || exit 1; \
+	done
+
+test-stories: train ## Run each bot's conversation tests; any prediction error fails
+	@for bot in $(BOTS); do \
+	  echo "== testing $$bot stories"; \
+	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml \
+	     --model models --out results --fail-on-prediction-errors) || exit 1; \
+	done
+
+test-python: install train browser ## Run pytest: unit, real-stack integration and browser tests
+	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider --confcutdir tests/rasa_side tests/rasa_side
+	$(VENV)/bin/python -m pytest
+
+# The browser test drives Debian's chromium; Playwright never downloads a browser.
+browser:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+lint: install ## Check style with ruff
+	$(VENV)/bin/ruff check handoff chatroom tests bots
+
+clean: ## Remove trained models, test results and runtime state (var/)
+	rm -rf var bots/*/models bots/*/results bots/*/.rasa
+
+clean-all: clean ## Also remove the virtual environments and caches
+	rm -rf $(VENV) $(RASA_VENV) .cache
