@@ -148,7 +148,9 @@ def test_host_that_is_down_leaves_the_person_where_they_are(client, hosts):
     hosts["beta"].stop()
     state = say(client, f"{HAND_TO_ID}beta")
     assert state["host"]["id"] == "alpha"
-    assert texts(state, "notice") == ["Beta Bot is unavailable right now, so you are still talking to Alpha Bot."]
+    assert texts(state, "notice") == [
+        "Beta Bot is unavailable right now, so you are still talking to Alpha Bot."
+    ]
     assert texts(say(client, "still here"), "bot") == ["Alpha Bot heard: still here"]
 
 
