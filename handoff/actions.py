@@ -14,21 +14,16 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.config import ConfigError, HandoffConfig, current_config, own_host_id
-from handoff.payload import (
-    ARRIVAL_INTENT,
-    HANDOFF_TO,
-    TRIGGER_INTENT,
-    handoff_payload,
-    trigger_message,
-)
+from handoff.payload import ARRIVAL_INTENT, HANDOFF_TO, handoff_payload, trigger_message
 
 logger = logging.getLogger(__name__)
 
 # The chatroom speaks Rasa's REST channel; elsewhere (rasa shell, rasa test) a
 # handoff payload would go nowhere, so the bot says what it would have done.
 HANDOFF_CHANNEL = "rest"
-# User intents that are part of the handoff itself, never the reason for it.
-HANDOFF_INTENTS = {TRIGGER_INTENT, ARRIVAL_INTENT, "affirm", "deny"}
+# Answers to the offer and arrivals are never the reason for a handoff; a
+# request typed in words ("take me to the banking assistant") is.
+NOT_A_REASON = {ARRIVAL_INTENT, "affirm", "deny"}
 
 
 def _load() -> HandoffConfig:
@@ -45,7 +40,7 @@ def handoff_reason(tracker: Tracker) -> Optional[Text]:
             continue
         intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
         text = (event.get("text") or "").strip()
-        if intent not in HANDOFF_INTENTS and text and not text.startswith("/"):
+        if intent not in NOT_A_REASON and text and not text.startswith("/"):
             return text
     return None
 

@@ -9,7 +9,6 @@
   function setBusy(busy) {
     input.disabled = busy;
     sendButton.disabled = busy;
-    view.showStatus(busy ? "…" : "");
   }
 
   function applyState(state) {
@@ -17,23 +16,24 @@
     view.appendMessages(state.messages, chooseButton);
   }
 
+  // Runs one request; the composer is always usable again afterwards, even on failure.
   async function run(request) {
     setBusy(true);
+    view.showStatus("");
     try {
       applyState(await request());
+      return true;
     } catch (error) {
-      setBusy(false);
       view.showStatus(error.message);
       return false;
     } finally {
-      if (input.disabled) setBusy(false);
+      setBusy(false);
       input.focus();
     }
-    return true;
   }
 
   function chooseButton(choice) {
-    view.disableOldButtons();
+    view.disableAllButtons();
     run(() => api.pressButton(choice.id));
   }
 

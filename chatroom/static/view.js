@@ -22,10 +22,20 @@ const view = (() => {
     }
   }
 
+  // Only the reply after the person's last message can be answered with a button.
   function disableOldButtons() {
+    const userMessages = messageList.querySelectorAll(".message-user");
+    const lastUser = userMessages[userMessages.length - 1];
     for (const button of messageList.querySelectorAll("button.choice")) {
-      button.disabled = true;
+      const item = button.closest(".message");
+      if (lastUser && item.compareDocumentPosition(lastUser) & Node.DOCUMENT_POSITION_FOLLOWING) {
+        button.disabled = true;
+      }
     }
+  }
+
+  function disableAllButtons() {
+    for (const button of messageList.querySelectorAll("button.choice")) button.disabled = true;
   }
 
   function renderMessage(message, onChoice) {
@@ -53,10 +63,10 @@ const view = (() => {
   }
 
   function appendMessages(messages, onChoice) {
-    if (messages.some((m) => m.role === "user")) disableOldButtons();
     for (const message of messages) {
       messageList.appendChild(renderMessage(message, onChoice));
     }
+    disableOldButtons();
     messageList.lastElementChild?.scrollIntoView({ block: "end" });
   }
 
@@ -70,5 +80,5 @@ const view = (() => {
     statusLine.hidden = !text;
   }
 
-  return { appendMessages, disableOldButtons, showHost, showStatus };
+  return { appendMessages, disableAllButtons, showHost, showStatus };
 })();
