@@ -65,7 +65,7 @@ test-stories: train ## Run each bot's conversation tests; any prediction error f
 	@for bot in $(BOTS); do \
 	  echo "== testing $$bot stories"; \
 	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml \
-	     --model models --out results --fail-on-prediction-errors) || exit 1; \
+	     --model models --out results --fail-on-prediction-errors --no-plot) || exit 1; \
 	done
 
 test-python: install train browser ## Run pytest: unit, real-stack integration and browser tests

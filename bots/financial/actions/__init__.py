@@ -1,0 +1,1 @@
+"""Custom actions of the Financial Assistant; rasa-sdk imports every module here."""

@@ -1,0 +1,1 @@
+from handoff.actions import *  # noqa: F401,F403
