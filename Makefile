@@ -45,7 +45,7 @@ $(VENV)/.installed: pyproject.toml
 $(RASA_VENV)/.installed: pyproject.toml $(VENV)/.installed
 	@py=$$(scripts/find-python310) || exit 1; \
 	  test -x $(RASA_VENV)/bin/python || $(UV) venv --quiet --python "$$py" $(RASA_VENV)
-	$(UV) pip install --quiet --python $(RASA_VENV)/bin/python "rasa==$(RASA_VERSION)" "pytest>=8,<10" -e .
+	$(UV) pip install --quiet --python $(RASA_VENV)/bin/python "rasa==$(RASA_VERSION)" "pytest>=8,<10" -e ".[bots]"
 	touch $@
 
 # Rasa fingerprints data, domain and config, and skips a bot whose model is current.

@@ -52,7 +52,11 @@ def is_return(tracker: Tracker) -> bool:
 
 
 class ActionHandoffOptions(Action):
-    """Offer one button per host this bot can hand the person to."""
+    """Offer one button per host this bot can hand the person to.
+
+    A host already named in slot ``handoff_to`` (say, by a slot mapping from an
+    intent that belongs to another assistant) is offered first.
+    """
 
     def name(self) -> Text:
         return "action_handoff_options"
@@ -61,13 +65,15 @@ class ActionHandoffOptions(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         config = _load()
-        others = config.other_hosts(own_host_id())
+        preferred = tracker.get_slot(HANDOFF_TO)
+        others = sorted(config.other_hosts(own_host_id()), key=lambda host: host.id != preferred)
         if not others:
             dispatcher.utter_message(response="utter_no_handoff")
-            return []
+            return [SlotSet(HANDOFF_TO, None)]
         buttons = [{"title": host.title, "payload": trigger_message(host.id)} for host in others]
         dispatcher.utter_message(buttons=buttons)
-        return []
+        # The button the person presses sets the slot again; a stale preference must not linger.
+        return [SlotSet(HANDOFF_TO, None)]
 
 
 class ActionHandoff(Action):

@@ -60,7 +60,13 @@ def test_options_offer_every_other_host_and_never_itself():
     buttons = dispatcher.messages[0]["buttons"]
     assert [b["title"] for b in buttons] == ["Financial Assistant", "Support team"]
     assert buttons[0]["payload"] == '/trigger_handoff{"handoff_to":"financial"}'
-    assert events == []
+    assert events == [SlotSet("handoff_to", None)]
+
+
+def test_options_offer_the_host_named_in_the_slot_first():
+    events = [user("is my password the same for the bank?", "human_handoff")]
+    dispatcher, _ = run(ActionHandoffOptions(), tracker(events, {"handoff_to": "human"}))
+    assert [b["title"] for b in dispatcher.messages[0]["buttons"]] == ["Support team", "Financial Assistant"]
 
 
 def test_options_pick_up_a_host_added_to_the_file(config_file: Path):
