@@ -1,223 +1,25 @@
 """Fixtures: the real stack (both bots, their action servers, the chatroom) started once per session."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import requests
-import yaml
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
 
-from handoff.config import REPO_ROOT
 from tests.fakehost import FakeHost
+from tests.stack import Stack, default_config, running_stack
 
 # Tests that run inside the Rasa environment (Python 3.10) live there.
 collect_ignore = ["rasa_side"]
 
-STACK_START_TIMEOUT = 420
-API_TOKEN = "test-api-token"
-
-
-def free_port(*, also_free_at: int = 0) -> int:
-    """Return a free loopback port; with also_free_at, one whose port + offset is free too."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + also_free_at > 65535:
-            continue
-        if not also_free_at or port_is_free(port + also_free_at):
-            return port
-    raise RuntimeError("no free port pair on 127.0.0.1")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@dataclass
-class Stack:
-    """The running stack and what tests need to reach it."""
-
-    config_path: Path
-    state_dir: Path
-    chatroom_url: str
-    hosts: dict[str, str]
-    scripted: FakeHost
-    log_path: Path
-
-    def config(self) -> dict:
-        return yaml.safe_load(self.config_path.read_text())
-
-    def write_config(self, data: dict) -> None:
-        # Write then rename, so a process never reads half a file.
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        tmp.replace(self.config_path)
-
-    def tracker(self, host_id: str, conversation_id: str) -> dict:
-        response = requests.get(
-            f"{self.hosts[host_id]}/conversations/{conversation_id}/tracker",
-            params={"token": API_TOKEN},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return response.json()
-
-    def user_texts(self, host_id: str, conversation_id: str) -> list[str]:
-        events = self.tracker(host_id, conversation_id)["events"]
-        return [event.get("text") for event in events if event["event"] == "user"]
-
-    def person(self) -> Person:
-        return Person(self.chatroom_url, self.state_dir)
-
-
-class Person:
-    """Someone using the chatroom's API the way the page does."""
-
-    def __init__(self, chatroom_url: str, state_dir: Path) -> None:
-        self.chatroom_url = chatroom_url
-        self.state_dir = state_dir
-        self.http = requests.Session()
-        self.last: dict = {}
-
-    def _post(self, path: str, body: dict | None = None) -> requests.Response:
-        return self.http.post(f"{self.chatroom_url}{path}", json=body or {}, timeout=60)
-
-    def start(self) -> dict:
-        response = self._post("/api/conversation")
-        response.raise_for_status()
-        self.last = response.json()
-        return self.last
-
-    def say(self, text: str) -> dict:
-        response = self._post("/api/messages", {"text": text})
-        response.raise_for_status()
-        self.last = response.json()
-        return self.last
-
-    def buttons(self) -> dict[str, str]:
-        """Return the titles and ids of the buttons in the last reply."""
-        return {
-            button["title"]: button["id"]
-            for message in self.last.get("messages", [])
-            for button in message.get("buttons") or []
-        }
-
-    def press(self, title: str) -> dict:
-        buttons = self.buttons()
-        assert title in buttons, f"no button {title!r} in {self.texts()} {list(buttons)}"
-        response = self._post("/api/messages", {"button": buttons[title]})
-        response.raise_for_status()
-        self.last = response.json()
-        return self.last
-
-    def texts(self, role: str | None = None, host: str | None = None) -> list[str]:
-        """Return the texts of the last reply, optionally only one role's or one host's."""
-        return [
-            message.get("text", "")
-            for message in self.last.get("messages", [])
-            if (role is None or message["role"] == role) and (host is None or message["host"] == host)
-        ]
-
-    @property
-    def host(self) -> str:
-        return self.last["host"]["id"]
-
-    @property
-    def conversation_id(self) -> str:
-        secret = (self.state_dir / "chatroom-secret").read_text().strip()
-        app = Flask("cookie-reader")
-        app.secret_key = secret
-        serializer = SecureCookieSessionInterface().get_signing_serializer(app)
-        return serializer.loads(self.http.cookies["chatroom"])["conversation_id"]
-
-
-def _pump(stream, log_file, ready: threading.Event) -> None:
-    for line in iter(stream.readline, ""):
-        log_file.write(line)
-        log_file.flush()
-        if "ready at http://" in line:
-            ready.set()
-
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start the real stack with a config of its own (free ports) and stop it at the end."""
-    root = tmp_path_factory.mktemp("stack")
+    """Start the real stack once, with a config of its own on free ports, and stop it at the end."""
     scripted = FakeHost("Scripted Desk").start()
-    helpdesk_port = free_port(also_free_at=50)
-    financial_port = free_port(also_free_at=50)
-    chatroom_port = free_port()
-    offline_port = free_port()
-    config = {
-        "handoff_hosts": {
-            "helpdesk": {"title": "Helpdesk Assistant", "url": f"http://localhost:{helpdesk_port}"},
-            "financial": {"title": "Financial Assistant", "url": f"http://localhost:{financial_port}"},
-            "scripted": {"title": "Scripted Desk", "url": scripted.url},
-            "offline": {"title": "Offline Desk", "url": f"http://127.0.0.1:{offline_port}"},
-        },
-        "entry": "helpdesk",
-    }
-    config_path = root / "handoff_config.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    state_dir = root / "state"
-    env = {
-        **os.environ,
-        "HANDOFF_CONFIG": str(config_path),
-        "HANDOFF_STATE_DIR": str(state_dir),
-        "RASA_API_TOKEN": API_TOKEN,
-        "CHATROOM_PORT": str(chatroom_port),
-    }
-    log_path = root / "stack.log"
-    log_file = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "handoff.run"],
-        cwd=REPO_ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    ready = threading.Event()
-    threading.Thread(target=_pump, args=(process.stdout, log_file, ready), daemon=True).start()
-    deadline = time.monotonic() + STACK_START_TIMEOUT
-    while not ready.wait(1):
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            pytest.fail(f"stack did not start; log tail:\n{log_path.read_text()[-4000:]}")
     try:
-        yield Stack(
-            config_path=config_path,
-            state_dir=state_dir,
-            chatroom_url=f"http://127.0.0.1:{chatroom_port}",
-            hosts={host_id: host["url"] for host_id, host in config["handoff_hosts"].items()},
-            scripted=scripted,
-            log_path=log_path,
-        )
+        with running_stack(default_config(scripted.url), tmp_path_factory.mktemp("stack"), scripted) as stack:
+            yield stack
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     finally:
-        _stop(process)
         scripted.stop()
-        log_file.close()
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

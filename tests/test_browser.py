@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import Stack
+from tests.stack import Stack
 from tests.test_handoff_stack import ASK_FOR_SOMEONE_ELSE
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]

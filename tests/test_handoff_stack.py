@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tests.conftest import Person, Stack
 from tests.fakehost import HAND_TO_ID, HAND_TO_URL, FakeHost
+from tests.stack import Person, Stack
 
 pytestmark = pytest.mark.stack
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from handoff.config import REPO_ROOT
-from tests.conftest import Person, Stack, free_port
+from tests.stack import Person, Stack, free_port
 from tests.test_handoff_stack import hand_over
 
 pytestmark = pytest.mark.stack
