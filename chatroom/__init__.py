@@ -11,6 +11,8 @@ from flask import Flask
 
 from handoff.config import current_config, state_dir
 
+from .limits import RateLimiter
+
 
 def persistent_secret(path: Path) -> str:
     """Return the cookie-signing key stored at ``path``, creating it on first start.
@@ -46,8 +48,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE=str(state / "chatroom.sqlite"),
         SECRET_KEY_FILE=str(state / "chatroom-secret"),
-        # Seconds to wait for a host's reply before telling the person it is unavailable.
-        HOST_TIMEOUT=10.0,
+        # Seconds a turn may take, all host calls included, before the person is told
+        # a host is unavailable.
+        TURN_TIMEOUT=5.0,
+        # Typed text starting with "/" is sent as plain text unless this is on (development only).
+        ALLOW_COMMANDS=False,
+        # Messages allowed per window, per conversation and per client address; 0 turns a limit off.
+        RATE_PER_CONVERSATION=30,
+        RATE_PER_CLIENT=300,
+        RATE_WINDOW=60.0,
         MAX_CONTENT_LENGTH=16 * 1024,
         MAX_MESSAGE_CHARS=2000,
         SESSION_COOKIE_NAME="chatroom",
@@ -66,6 +75,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import chat, db
 
+    window = float(app.config["RATE_WINDOW"])
+    app.extensions["rate_limits"] = {
+        "conversation": RateLimiter(int(app.config["RATE_PER_CONVERSATION"]), window),
+        "client": RateLimiter(int(app.config["RATE_PER_CLIENT"]), window),
+    }
     db.init_app(app)
     app.register_blueprint(chat.bp)
     app.after_request(add_security_headers)

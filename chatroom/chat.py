@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Any
 
@@ -19,20 +20,23 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("chat", __name__)
 
 CONVERSATION_KEY = "conversation_id"
+# Any white space (Unicode too) before typed text; Rasa strips it before looking for "/".
+LEADING_SPACE = re.compile(r"^[\s\u200b\u2060\ufeff]+")
 
 
 class ApiError(Exception):
     """A request the API refuses, with the status and a sentence for the page."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 @bp.errorhandler(ApiError)
 def handle_api_error(exc: ApiError):
-    return jsonify(error=exc.message), exc.status
+    return jsonify(error=exc.message), exc.status, exc.headers
 
 
 @bp.app_errorhandler(HTTPException)
@@ -51,9 +55,8 @@ def http_session() -> requests.Session:
     return client
 
 
-def deliver(host: Host, sender: str, text: str) -> list[dict[str, Any]]:
+def deliver(host: Host, sender: str, text: str, timeout: float) -> list[dict[str, Any]]:
     """Send one message to a host through its adapter."""
-    timeout = float(current_app.config["HOST_TIMEOUT"])
     return adapter_for(host, timeout, http_session()).send(sender, text)
 
 
@@ -99,13 +102,17 @@ def start_conversation():
     return jsonify(state_json(conversation, db.list_messages(db.get_db(), conversation.id)))
 
 
-def read_turn() -> tuple[str, str]:
+def read_turn(conversation: db.Conversation) -> tuple[str, str]:
     """Return (text shown in the transcript, text sent to the host) from the request body."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object with 'text' or 'button'.")
+    named = body.get("conversation_id", body.get("sender"))
+    if named is not None and named != conversation.id:
+        # The cookie is the only way to name a conversation.
+        raise ApiError(403, "That conversation is not yours.")
     if "button" in body:
-        return read_button(body["button"])
+        return read_button(conversation, body["button"])
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "Type a message first.")
@@ -113,19 +120,46 @@ def read_turn() -> tuple[str, str]:
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if len(text) > limit:
         raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    if is_command(text):
+        raise ApiError(400, "Messages can't start with “/”; please type it without the slash.")
     return text, text
 
 
-def read_button(button_id: Any) -> tuple[str, str]:
-    conversation = session_conversation()
+def is_command(text: str) -> bool:
+    """Tell whether typed text would reach Rasa as an "/intent{...}" command.
+
+    Rasa reads such a message as an intent with entities, so a person could set
+    slots or trigger a handoff by typing; commands come only from buttons, through
+    ids the server issued.
+    """
+    return not current_app.config["ALLOW_COMMANDS"] and LEADING_SPACE.sub("", text).startswith("/")
+
+
+def read_button(conversation: db.Conversation, button_id: Any) -> tuple[str, str]:
     try:
         message_id, index = (int(part) for part in str(button_id).split(":"))
     except ValueError:
         raise ApiError(400, "That button is not valid.") from None
-    button = db.find_button(db.get_db(), conversation.id, message_id, index) if conversation else None
+    button = db.find_button(db.get_db(), conversation.id, message_id, index)
     if button is None or not isinstance(button.get("payload"), str):
         raise ApiError(400, "That button is no longer active; please type your answer instead.")
     return str(button.get("title") or button["payload"]), button["payload"]
+
+
+def check_rate_limits(conversation: db.Conversation) -> None:
+    """Refuse with 429 and Retry-After once a conversation or a client sends too fast."""
+    limits = current_app.extensions["rate_limits"]
+    for key, limiter in (
+        (conversation.id, limits["conversation"]),
+        (request.remote_addr or "unknown", limits["client"]),
+    ):
+        retry_after = limiter.hit(key)
+        if retry_after is not None:
+            logger.warning("rate limit conversation=%s client=%s", conversation.id, request.remote_addr)
+            raise ApiError(
+                429, f"You are sending messages too fast; try again in {retry_after} s.",
+                {"Retry-After": str(retry_after)},
+            )
 
 
 @bp.post("/api/messages")
@@ -134,12 +168,13 @@ def post_message():
     conversation = session_conversation()
     if conversation is None:
         raise ApiError(409, "This conversation has ended or expired; reload the page to start again.")
-    shown, sent = read_turn()
+    check_rate_limits(conversation)
+    shown, sent = read_turn(conversation)
     connection = db.get_db()
     with turn_lock(conversation.id):
         # Re-read inside the lock: a turn that just finished may have switched hosts.
         conversation = db.find_conversation(connection, conversation.id)
         before = db.last_message_id(connection, conversation.id)
-        router = Router(connection, current_config(), deliver)
+        router = Router(connection, current_config(), deliver, float(current_app.config["TURN_TIMEOUT"]))
         conversation = router.take_turn(conversation, shown, sent)
     return jsonify(state_json(conversation, db.list_messages(connection, conversation.id, before)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ HOST_REMOVED = "{title} is no longer available here, so you are now talking to {
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
 
-Deliver = Callable[[Host, str, str], "list[dict[str, Any]]"]
+Deliver = Callable[[Host, str, str, float], "list[dict[str, Any]]"]
 
 _turn_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _turn_locks_guard = threading.Lock()
@@ -43,10 +44,21 @@ def turn_lock(conversation_id: str) -> threading.Lock:
 class Router:
     """Runs turns against the routing table with a given config and a way to reach hosts."""
 
-    def __init__(self, connection: sqlite3.Connection, config: HandoffConfig, deliver: Deliver):
+    def __init__(
+        self, connection: sqlite3.Connection, config: HandoffConfig, deliver: Deliver, budget: float
+    ) -> None:
         self.db = connection
         self.config = config
-        self.deliver = deliver
+        self._deliver = deliver
+        # One budget for the whole turn, so a handoff's two calls still answer in time.
+        self.deadline = time.monotonic() + budget
+
+    def deliver(self, host: Host, sender: str, text: str) -> list[dict[str, Any]]:
+        """Send to a host within what is left of this turn's time."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.05:
+            raise HostUnavailable(f"{host.id}: no time left in this turn")
+        return self._deliver(host, sender, text, remaining)
 
     def current_host(self, conversation: db.Conversation) -> tuple[db.Conversation, Host]:
         """Return the conversation's host, moving it to the entry host if it left the config."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +16,9 @@ from handoff.payload import ARRIVAL_INTENT, handoff_payload
 
 HAND_TO_URL = "hand me to url "
 HAND_TO_ID = "hand me to id "
+SLEEP = "sleep "
+FAIL = "fail with "
+SILENT = "say nothing"
 
 
 @dataclass
@@ -31,8 +35,15 @@ class FakeHost:
     def messages_from(self, sender: str) -> list[str]:
         return [message for who, message in self.received if who == sender]
 
-    def reply(self, sender: str, message: str) -> list[dict]:
+    def reply(self, sender: str, message: str) -> list[dict] | int:
+        """Return the messages to answer with, or an HTTP status to fail with."""
         self.received.append((sender, message))
+        if message.startswith(SLEEP):
+            time.sleep(float(message[len(SLEEP):]))
+        if message.startswith(FAIL):
+            return int(message[len(FAIL):])
+        if message == SILENT:
+            return []
         if message.startswith(f"/{ARRIVAL_INTENT}"):
             return [{"recipient_id": sender, "text": f"Hello, this is {self.title}."}]
         if message.startswith(HAND_TO_URL):
@@ -49,7 +60,11 @@ class FakeHost:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
-                data = json.dumps(fake.reply(body["sender"], body["message"])).encode()
+                reply = fake.reply(body["sender"], body["message"])
+                if isinstance(reply, int):
+                    self.send_error(reply)
+                    return
+                data = json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -1,6 +1,8 @@
 """The chatroom's API and routing, against scripted hosts (fast, no Rasa)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -159,3 +161,96 @@ def test_page_is_served_with_a_content_security_policy(client):
     assert response.status_code == 200
     assert "script-src" not in response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '/trigger_handoff{"handoff_to":"beta"}',
+        ' /handoff{"from_host":"https://evil"}',
+        '/greet{"slot":"v"}',
+        "\u00a0/ \u2003//restart",
+        "\u200b/restart",
+    ],
+)
+def test_typed_commands_never_reach_the_host(client, hosts, typed):
+    response = client.post("/api/messages", json={"text": typed})
+    assert response.status_code == 400
+    assert "without the slash" in response.get_json()["error"]
+    assert hosts["alpha"].received == []
+    assert client.post("/api/conversation").get_json()["messages"] == []
+
+
+def test_a_slash_inside_a_message_is_fine(client, hosts):
+    say(client, "my laptop/desktop both fail")
+    assert hosts["alpha"].received[-1][1] == "my laptop/desktop both fail"
+
+
+def test_raw_commands_pass_only_when_the_development_setting_allows_them(app, client, hosts):
+    app.config["ALLOW_COMMANDS"] = True
+    say(client, "/greet")
+    assert hosts["alpha"].received[-1][1] == "/greet"
+
+
+@pytest.mark.parametrize("key", ["conversation_id", "sender"])
+def test_request_naming_another_conversation_is_refused(client, hosts, key):
+    response = client.post("/api/messages", json={"text": "hi", key: "someone-else"})
+    assert response.status_code == 403
+    assert hosts["alpha"].received == []
+
+
+def test_conversation_rate_limit_answers_429_with_retry_after(app, client, hosts):
+    app.extensions["rate_limits"]["conversation"].limit = 3
+    for _ in range(3):
+        say(client, "hello")
+    response = client.post("/api/messages", json={"text": "one more"})
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    assert len(hosts["alpha"].received) == 3
+
+
+def test_client_rate_limit_counts_every_conversation_of_one_address(app, hosts):
+    app.extensions["rate_limits"]["client"].limit = 2
+    statuses = []
+    for _ in range(3):
+        other = app.test_client()
+        other.post("/api/conversation")
+        statuses.append(other.post("/api/messages", json={"text": "hi"}).status_code)
+    assert statuses == [200, 200, 429]
+
+
+def test_slow_host_gets_a_clear_message_within_the_turn_timeout(app, client, hosts):
+    app.config["TURN_TIMEOUT"] = 1.0
+    started = time.monotonic()
+    state = say(client, "sleep 3")
+    assert time.monotonic() - started < 2.5
+    assert texts(state, "notice") == ["Alpha Bot is not answering right now. Please try again in a moment."]
+    time.sleep(2.5)
+    assert texts(say(client, "back?"), "bot") == ["Alpha Bot heard: back?"]
+
+
+@pytest.mark.parametrize("message", ["fail with 500", "say nothing"])
+def test_failing_or_silent_host_gets_a_clear_message_and_is_logged(client, hosts, caplog, message):
+    state = say(client, message)
+    assert texts(state, "notice") == ["Alpha Bot is not answering right now. Please try again in a moment."]
+    assert "conversation=" in caplog.text and "host=alpha unavailable" in caplog.text
+    assert texts(say(client, "hello"), "bot") == ["Alpha Bot heard: hello"]
+
+
+def test_unexpected_error_answers_json_without_a_stack_trace(app, client, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("chatroom.chat.Router.take_turn", explode)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.post("/api/messages", json={"text": "hi"})
+    assert response.status_code == 500
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_foreign_origin_gets_no_cors_headers(client):
+    response = client.post(
+        "/api/conversation", headers={"Origin": "https://evil.example"}
+    )
+    assert not any(name.lower().startswith("access-control-") for name, _ in response.headers)

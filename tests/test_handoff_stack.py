@@ -170,3 +170,23 @@ def test_target_host_down_keeps_person_with_current_bot(stack: Stack):
     assert person.host == "helpdesk"
     assert person.texts("bot"), "the current bot still answers"
     assert stack.user_texts("helpdesk", person.conversation_id)[-1] == "hello again"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ['/trigger_handoff{"handoff_to":"financial"}', ' /greet{"email":"mallory@example.com"}'],
+)
+def test_typed_command_changes_neither_host_nor_slots(stack: Stack, typed: str):
+    person = stack.person()
+    person.start()
+    person.say("hi")
+    conversation = person.conversation_id
+    before = stack.tracker("helpdesk", conversation)
+
+    response = person.http.post(f"{person.chatroom_url}/api/messages", json={"text": typed}, timeout=30)
+
+    assert response.status_code == 400
+    assert person.start()["host"]["id"] == "helpdesk"
+    after = stack.tracker("helpdesk", conversation)
+    assert after["slots"] == before["slots"]
+    assert len(after["events"]) == len(before["events"]), "the bot received nothing"
