@@ -118,7 +118,8 @@ def normalize_url(url: str) -> Optional[str]:
     hostname = (parts.hostname or "").rstrip(".")
     if not hostname or not hostname.isascii():
         return None
-    path = parts.path.rstrip("/")
+    # One trailing slash is the same url; "//" is not.
+    path = parts.path[:-1] if parts.path.endswith("/") else parts.path
     return f"{scheme}://{hostname.lower()}:{port or DEFAULT_PORTS[scheme]}{path}"
 
 
