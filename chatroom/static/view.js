@@ -5,6 +5,8 @@ const view = (() => {
   const messageList = document.getElementById("messages");
   const hostTitle = document.getElementById("host-title");
   const statusLine = document.getElementById("status");
+  // Only http(s) addresses become links, never javascript:, data: or anything else.
+  const WEB_ADDRESS = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)]/gi;
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -20,6 +22,24 @@ const view = (() => {
     } catch (_) {
       return false;
     }
+  }
+
+  // Web addresses in a message become links; everything else stays plain text.
+  function textWithLinks(text) {
+    const source = String(text);
+    const paragraph = element("p", "message-text");
+    let last = 0;
+    for (const match of source.matchAll(WEB_ADDRESS)) {
+      paragraph.appendChild(document.createTextNode(source.slice(last, match.index)));
+      const link = element("a", "message-link", match[0]);
+      link.href = match[0];
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      paragraph.appendChild(link);
+      last = match.index + match[0].length;
+    }
+    paragraph.appendChild(document.createTextNode(source.slice(last)));
+    return paragraph;
   }
 
   // Only the reply after the person's last message can be answered with a button.
@@ -41,7 +61,7 @@ const view = (() => {
   function renderMessage(message, onChoice) {
     const item = element("li", `message message-${message.role}`);
     item.dataset.messageId = message.id;
-    if (message.text) item.appendChild(element("p", "message-text", message.text));
+    if (message.text) item.appendChild(textWithLinks(message.text));
     if (message.image && isWebUrl(message.image)) {
       const image = element("img", "message-image");
       image.src = message.image;
