@@ -63,6 +63,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
+        # The token a human desk (kind: parlant) wants; the launcher gives the same one to both.
+        DESK_API_TOKEN=os.environ.get("DESK_API_TOKEN", ""),
+        # Operators allowed into /desk: "alice:secret,bob:pw" ($CHATROOM_DESK_OPERATORS).
+        DESK_OPERATORS="",
+        # Seconds a long poll waits for an operator's (or the person's) next message.
+        DESK_WAIT=20,
+        # Seconds without a human reply before the person is told and offered to go back.
+        DESK_NO_ANSWER_AFTER=120,
     )
     app.config.from_prefixed_env("CHATROOM")
     if test_config:
@@ -73,7 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 
-    from . import chat, db
+    from . import chat, db, desk
 
     window = float(app.config["RATE_WINDOW"])
     app.extensions["rate_limits"] = {
@@ -82,6 +90,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     }
     db.init_app(app)
     app.register_blueprint(chat.bp)
+    desk.init_app(app)
+    app.register_blueprint(desk.bp)
     app.after_request(add_security_headers)
     logging.getLogger("chatroom").setLevel(logging.INFO)
     return app

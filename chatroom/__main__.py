@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=int(os.environ.get("CHATROOM_PORT", DEFAULT_PORT)),
         help=f"port to listen on (default {DEFAULT_PORT}; $CHATROOM_PORT)",
     )
-    parser.add_argument("--threads", type=int, default=16, help="worker threads (default 16)")
+    # Each person at a human desk holds a thread in a long poll, so there are plenty.
+    parser.add_argument("--threads", type=int, default=64, help="worker threads (default 64)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import statistics
+import time
 from typing import Any
 
 import requests
@@ -11,8 +13,9 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 from werkzeug.exceptions import HTTPException
 
 from handoff.config import Host, current_config
+from handoff.payload import HANDOFF_TO, REASON
 
-from . import db
+from . import db, parlant
 from .hosts import adapter_for
 from .routing import Router, turn_lock
 
@@ -55,9 +58,20 @@ def http_session() -> requests.Session:
     return client
 
 
-def deliver(host: Host, sender: str, text: str, timeout: float) -> list[dict[str, Any]]:
+def deliver(
+    host: Host, sender: str, text: str, timeout: float, handoff: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Send one message to a host through its adapter."""
-    return adapter_for(host, timeout, http_session()).send(sender, text)
+    adapter = adapter_for(
+        host, timeout, http_session(), db.get_db(), current_app.config["DESK_API_TOKEN"]
+    )
+    return adapter.send(sender, text, handoff=handoff)
+
+
+def desk_client(host: Host) -> parlant.Parlant:
+    """Return a client for a desk's Parlant API, with the app's token and timeout."""
+    timeout = float(current_app.config["TURN_TIMEOUT"])
+    return parlant.client_for(host, current_app.config["DESK_API_TOKEN"], http_session(), timeout)
 
 
 def host_json(host_id: str) -> dict[str, str]:
@@ -178,3 +192,131 @@ def post_message():
         router = Router(connection, current_config(), deliver, float(current_app.config["TURN_TIMEOUT"]))
         conversation = router.take_turn(conversation, shown, sent)
     return jsonify(state_json(conversation, db.list_messages(connection, conversation.id, before)))
+
+
+@bp.get("/api/updates")
+def updates():
+    """Return the messages after ?after=<id>; at a desk, wait a while for an operator's reply.
+
+    The page keeps one of these running while ``live`` is true. Messages are
+    read from the transcript, so a reload or a second tab sees the same ones.
+    """
+    conversation = session_conversation()
+    if conversation is None:
+        raise ApiError(409, "This conversation has ended or expired; reload the page to start again.")
+    try:
+        after = int(request.args.get("after", "0"))
+    except ValueError:
+        raise ApiError(400, "'after' must be a message id.") from None
+    connection = db.get_db()
+    tell_if_nobody_answers(connection, conversation)
+    messages = db.list_messages(connection, conversation.id, after)
+    stay = parlant.current_stay(connection, current_config(), conversation)
+    if not messages and stay is not None:
+        host, desk_stay = stay
+        try:
+            parlant.relay(connection, desk_client(host), desk_stay, int(current_app.config["DESK_WAIT"]))
+        except parlant.ParlantError as exc:
+            logger.warning("conversation=%s relay from %s failed: %s", conversation.id, host.id, exc)
+            raise ApiError(503, f"{host.title} cannot be reached right now; retrying.") from None
+        # The wait may have ended because an operator handed the person back.
+        conversation = db.find_conversation(connection, conversation.id)
+        messages = db.list_messages(connection, conversation.id, after)
+        stay = parlant.current_stay(connection, current_config(), conversation)
+    return jsonify({
+        **state_json(conversation, messages),
+        "live": stay is not None,
+        "desk": desk_json(connection, *stay) if stay is not None else None,
+    })
+
+
+# Operators seen by the console within this many seconds count as online.
+PRESENCE_SECONDS = 30.0
+ESTIMATE_WINDOW = 7 * 86400
+
+
+def operators_online() -> int:
+    now = time.time()
+    seen = current_app.extensions.get("desk_presence", {})
+    return sum(1 for at in list(seen.values()) if now - at < PRESENCE_SECONDS)
+
+
+def desk_json(connection, host: Host, stay: db.DeskSession) -> dict[str, Any]:
+    """Return what the page shows about a stay: queue place, estimated wait, where to go back to."""
+    config = current_config()
+    back_to = config.find_host(stay.from_host) or config.entry_host
+    info: dict[str, Any] = {
+        "title": host.title,
+        "back_to": {"id": back_to.id, "title": back_to.title},
+        "waiting": stay.first_reply_at is None,
+        "operators_online": operators_online(),
+    }
+    if stay.first_reply_at is None:
+        position = db.queue_position(connection, stay)
+        waits = db.recent_reply_waits(connection, host.id, time.time() - ESTIMATE_WINDOW)
+        info["position"] = position
+        info["estimated_wait_seconds"] = statistics.median(waits) * position if waits else None
+    return info
+
+
+def tell_if_nobody_answers(connection, conversation: db.Conversation) -> None:
+    """Once per stay, tell a person nobody has answered in time, and what they can do."""
+    found = parlant.current_stay(connection, current_config(), conversation)
+    if found is None:
+        return
+    host, stay = found
+    limit = float(current_app.config["DESK_NO_ANSWER_AFTER"])
+    if stay.first_reply_at is not None or time.time() - stay.opened_at < limit:
+        return
+    if db.mark_no_answer_told(connection, stay.session_id):
+        back_to = current_config().find_host(stay.from_host) or current_config().entry_host
+        db.add_message(connection, conversation.id, "notice", None, {
+            "text": parlant.NO_ANSWER.format(title=host.title, back_to=back_to.title),
+        })
+
+
+def leave_desk(conversation_id: str, target_id: str | None, outcome: str, by: str) -> db.Conversation:
+    """Hand a person at a desk to a host through the usual handoff (arrival message and all).
+
+    With no target, they go back to the host they came from. Used by the
+    console's hand-back and by the person ending the conversation.
+    """
+    config = current_config()
+    connection = db.get_db()
+    with turn_lock(conversation_id):
+        conversation = db.find_conversation(connection, conversation_id)
+        found = parlant.current_stay(connection, config, conversation) if conversation else None
+        if found is None:
+            raise ApiError(409, "This conversation is no longer at the desk.")
+        host, stay = found
+        if target_id:
+            target = config.find_host(target_id)
+        else:
+            target = config.find_host(stay.from_host) or config.entry_host
+        if target is None or target.id == host.id:
+            raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
+        router = Router(connection, config, deliver, float(current_app.config["TURN_TIMEOUT"]))
+        request = {HANDOFF_TO: target.id, REASON: f"{outcome} by {by}"}
+        conversation = router.hand_off(conversation, host, request)
+        if conversation.host_id != target.id:
+            raise ApiError(502, f"{target.title} did not answer, so the person is still at {host.title}.")
+        db.close_desk_session(connection, stay.session_id, f"{outcome}:{target.id}")
+    logger.info("conversation=%s %s %s -> %s by %s", conversation_id, outcome, host.id, target.id, by)
+    try:
+        parlant.end_stay(desk_client(host), stay, f"{outcome}:{target.id}", by)
+    except parlant.ParlantError as exc:
+        # The routing table already says it ended; anyone polling learns it within one wait.
+        logger.warning("conversation=%s could not tell %s the stay ended: %s", conversation_id, host.id, exc)
+    return conversation
+
+
+@bp.post("/api/desk/leave")
+def leave():
+    """End the person's conversation with a human desk and go back to the assistant they came from."""
+    conversation = session_conversation()
+    if conversation is None:
+        raise ApiError(409, "This conversation has ended or expired; reload the page to start again.")
+    before = db.last_message_id(db.get_db(), conversation.id)
+    conversation = leave_desk(conversation.id, None, "left", "the person")
+    messages = db.list_messages(db.get_db(), conversation.id, before)
+    return jsonify({**state_json(conversation, messages), "live": False, "desk": None})

@@ -34,6 +34,33 @@ CREATE TABLE IF NOT EXISTS message (
 );
 CREATE INDEX IF NOT EXISTS message_by_conversation ON message (conversation_id, id);
 CREATE INDEX IF NOT EXISTS switch_by_conversation ON switch (conversation_id, id);
+-- One row per stay at a human desk (a Parlant session); closed_at is set when it ends.
+CREATE TABLE IF NOT EXISTS desk_session (
+    session_id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversation (id),
+    host_id TEXT NOT NULL,
+    from_host TEXT NOT NULL,
+    reason TEXT,
+    opened_at REAL NOT NULL,
+    -- The transcript up to this message id is what the bots said before the handoff.
+    handoff_message_id INTEGER NOT NULL,
+    -- The first Parlant event offset not yet relayed to the transcript.
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    taken_by TEXT,
+    first_reply_at REAL,
+    closed_at REAL,
+    outcome TEXT,
+    -- When the person was told nobody has answered yet (once per stay).
+    no_answer_told_at REAL
+);
+CREATE INDEX IF NOT EXISTS desk_session_by_conversation ON desk_session (conversation_id, closed_at);
+-- Each Parlant event is stored in the transcript at most once, whoever relays it first.
+CREATE TABLE IF NOT EXISTS desk_event (
+    session_id TEXT NOT NULL REFERENCES desk_session (session_id),
+    event_offset INTEGER NOT NULL,
+    message_id INTEGER NOT NULL REFERENCES message (id),
+    PRIMARY KEY (session_id, event_offset)
+);
 """
 
 
@@ -182,3 +209,175 @@ def last_message_id(db: sqlite3.Connection, conversation_id: str) -> int:
     return db.execute(
         "SELECT COALESCE(MAX(id), 0) FROM message WHERE conversation_id = ?", (conversation_id,)
     ).fetchone()[0]
+
+
+DESK_SESSION_COLUMNS = (
+    "session_id, conversation_id, host_id, from_host, reason, opened_at, handoff_message_id, "
+    "next_offset, taken_by, first_reply_at, closed_at, outcome, no_answer_told_at"
+)
+
+
+@dataclass(frozen=True)
+class DeskSession:
+    """A stay at a human desk: the Parlant session that holds it and how far it was relayed."""
+
+    session_id: str
+    conversation_id: str
+    host_id: str
+    from_host: str
+    reason: str | None
+    opened_at: float
+    handoff_message_id: int
+    next_offset: int
+    taken_by: str | None
+    first_reply_at: float | None
+    closed_at: float | None
+    outcome: str | None
+    no_answer_told_at: float | None
+
+
+def open_desk_session(
+    db: sqlite3.Connection, session_id: str, conversation_id: str, host_id: str,
+    from_host: str, reason: str | None,
+) -> DeskSession:
+    """Record a new desk stay; any stay still open for the conversation is closed first."""
+    now = time.time()
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "UPDATE desk_session SET closed_at = ?, outcome = 'superseded' "
+            "WHERE conversation_id = ? AND closed_at IS NULL",
+            (now, conversation_id),
+        )
+        db.execute(
+            "INSERT INTO desk_session (session_id, conversation_id, host_id, from_host, reason, "
+            "opened_at, handoff_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session_id, conversation_id, host_id, from_host, reason, now,
+             last_message_id(db, conversation_id)),
+        )
+    return find_desk_session(db, session_id)
+
+
+def _desk_session(row: sqlite3.Row | None) -> DeskSession | None:
+    return DeskSession(**dict(row)) if row else None
+
+
+def find_desk_session(db: sqlite3.Connection, session_id: str) -> DeskSession | None:
+    return _desk_session(db.execute(
+        f"SELECT {DESK_SESSION_COLUMNS} FROM desk_session WHERE session_id = ?", (session_id,)
+    ).fetchone())
+
+
+def find_open_desk_session(db: sqlite3.Connection, conversation_id: str) -> DeskSession | None:
+    """Return the conversation's current desk stay, or None if it is not at a desk."""
+    return _desk_session(db.execute(
+        f"SELECT {DESK_SESSION_COLUMNS} FROM desk_session "
+        "WHERE conversation_id = ? AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1",
+        (conversation_id,),
+    ).fetchone())
+
+
+def list_desk_sessions(
+    db: sqlite3.Connection, *, open_only: bool = True, since: float = 0.0
+) -> list[DeskSession]:
+    where = "closed_at IS NULL" if open_only else "opened_at >= ?"
+    params = () if open_only else (since,)
+    rows = db.execute(
+        f"SELECT {DESK_SESSION_COLUMNS} FROM desk_session WHERE {where} ORDER BY opened_at", params
+    ).fetchall()
+    return [_desk_session(row) for row in rows]
+
+
+def list_conversation_desk_sessions(db: sqlite3.Connection, conversation_id: str) -> list[DeskSession]:
+    rows = db.execute(
+        f"SELECT {DESK_SESSION_COLUMNS} FROM desk_session WHERE conversation_id = ? ORDER BY opened_at",
+        (conversation_id,),
+    ).fetchall()
+    return [_desk_session(row) for row in rows]
+
+
+def store_desk_events(
+    db: sqlite3.Connection, desk: DeskSession, messages: list[tuple[int, dict]], next_offset: int
+) -> int:
+    """Store relayed messages keyed by their Parlant offset, skipping any stored before.
+
+    Returns how many were new. Two relays of the same events (two open pages, a
+    restart in between) store each one once.
+    """
+    stored = 0
+    now = time.time()
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        for offset, body in messages:
+            seen = db.execute(
+                "SELECT 1 FROM desk_event WHERE session_id = ? AND event_offset = ?",
+                (desk.session_id, offset),
+            ).fetchone()
+            if seen:
+                continue
+            message = add_message(db, desk.conversation_id, "bot", desk.host_id, body)
+            db.execute(
+                "INSERT INTO desk_event (session_id, event_offset, message_id) VALUES (?, ?, ?)",
+                (desk.session_id, offset, message.id),
+            )
+            stored += 1
+        if stored:
+            db.execute(
+                "UPDATE desk_session SET first_reply_at = COALESCE(first_reply_at, ?) WHERE session_id = ?",
+                (now, desk.session_id),
+            )
+        db.execute(
+            "UPDATE desk_session SET next_offset = MAX(next_offset, ?) WHERE session_id = ?",
+            (next_offset, desk.session_id),
+        )
+    return stored
+
+
+def take_desk_session(db: sqlite3.Connection, session_id: str, operator: str, *, force: bool) -> str | None:
+    """Mark who handles a desk stay (only if nobody does yet, unless forced); return who does."""
+    if force:
+        db.execute("UPDATE desk_session SET taken_by = ? WHERE session_id = ?", (operator, session_id))
+    else:
+        db.execute(
+            "UPDATE desk_session SET taken_by = ? WHERE session_id = ? AND taken_by IS NULL",
+            (operator, session_id),
+        )
+    row = db.execute("SELECT taken_by FROM desk_session WHERE session_id = ?", (session_id,)).fetchone()
+    return row["taken_by"] if row else None
+
+
+def close_desk_session(db: sqlite3.Connection, session_id: str, outcome: str) -> bool:
+    """End a desk stay; return False if it had already ended."""
+    cursor = db.execute(
+        "UPDATE desk_session SET closed_at = ?, outcome = ? WHERE session_id = ? AND closed_at IS NULL",
+        (time.time(), outcome, session_id),
+    )
+    return cursor.rowcount == 1
+
+
+def queue_position(db: sqlite3.Connection, stay: DeskSession) -> int:
+    """Return the stay's place among those at its desk still waiting for a first reply (1 = next)."""
+    return db.execute(
+        "SELECT COUNT(*) FROM desk_session WHERE host_id = ? AND closed_at IS NULL "
+        "AND first_reply_at IS NULL AND opened_at <= ?",
+        (stay.host_id, stay.opened_at),
+    ).fetchone()[0]
+
+
+def recent_reply_waits(db: sqlite3.Connection, host_id: str, since: float) -> list[float]:
+    """Return the seconds each stay at a desk since ``since`` waited for its first human reply."""
+    rows = db.execute(
+        "SELECT first_reply_at - opened_at FROM desk_session "
+        "WHERE host_id = ? AND opened_at >= ? AND first_reply_at IS NOT NULL",
+        (host_id, since),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def mark_no_answer_told(db: sqlite3.Connection, session_id: str) -> bool:
+    """Record that the person was told nobody answered; False if they had been already."""
+    cursor = db.execute(
+        "UPDATE desk_session SET no_answer_told_at = ? WHERE session_id = ? AND no_answer_told_at IS NULL",
+        (time.time(), session_id),
+    )
+    return cursor.rowcount == 1

@@ -53,12 +53,20 @@ class Router:
         # One budget for the whole turn, so a handoff's two calls still answer in time.
         self.deadline = time.monotonic() + budget
 
-    def deliver(self, host: Host, sender: str, text: str) -> list[dict[str, Any]]:
-        """Send to a host within what is left of this turn's time."""
+    def deliver(
+        self, host: Host, sender: str, text: str, handoff: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send to a host within what is left of this turn's time.
+
+        ``handoff`` (the accepted request, with its reason) comes with an arrival
+        message only: a desk files it with the session it opens.
+        """
         remaining = self.deadline - time.monotonic()
         if remaining <= 0.05:
             raise HostUnavailable(f"{host.id}: no time left in this turn")
-        return self._deliver(host, sender, text, remaining)
+        if handoff is None:
+            return self._deliver(host, sender, text, remaining)
+        return self._deliver(host, sender, text, remaining, handoff=handoff)
 
     def current_host(self, conversation: db.Conversation) -> tuple[db.Conversation, Host]:
         """Return the conversation's host, moving it to the entry host if it left the config."""
@@ -137,7 +145,7 @@ class Router:
             return conversation
         try:
             # The arrival names the host actually left, so the target can greet accordingly.
-            greeting = self.deliver(target, conversation.id, arrival_message(current.url))
+            greeting = self.deliver(target, conversation.id, arrival_message(current.url), request)
         except HostUnavailable as exc:
             logger.warning(
                 "conversation=%s handoff %s -> %s failed: %s",

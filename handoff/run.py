@@ -1,8 +1,9 @@
 """Start every local host in handoff_config.yml, its action server and the chatroom.
 
 ``python -m handoff.run`` (what ``make run`` calls). Hosts whose id has a folder
-under bots/ are started here; any other host is expected to be running already.
-One prefixed log stream; if one process dies, everything stops.
+under bots/ are started here, and so is every ``kind: parlant`` host on this
+machine (the human desk, ``python -m desk``); any other host is expected to be
+running already. One prefixed log stream; if one process dies, everything stops.
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ RASA_BIN = Path(os.environ.get("RASA_BIN") or REPO_ROOT / ".venv-rasa" / "bin" /
 ACTION_PORT_OFFSET = 50
 READY_TIMEOUT = 300.0
 LAUNCHER_NAME = "launcher"
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+DESK_TOKEN_ENV = "DESK_API_TOKEN"
 
 
 @dataclass
@@ -51,13 +54,15 @@ class Part:
     env: Dict[str, str] = field(default_factory=dict)
 
 
-def plan(config_file: Path, api_token: str, chatroom_port: int) -> List[Part]:
-    """Return the processes for every local bot and the chatroom."""
+def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str = "") -> List[Part]:
+    """Return the processes for every local bot, every local desk and the chatroom."""
     config = load_config(config_file)
     state = state_dir()
     common = {
         CONFIG_ENV: str(config_file.resolve()),
         STATE_DIR_ENV: str(state),
+        # The desks accept only the chatroom's calls: both get this token.
+        DESK_TOKEN_ENV: desk_token,
         "PYTHONUNBUFFERED": "1",
         # Quiet TensorFlow's and SQLAlchemy's start-up chatter so real warnings stand out.
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -99,6 +104,16 @@ def plan(config_file: Path, api_token: str, chatroom_port: int) -> List[Part]:
             cwd=bot_dir,
             health_url=f"http://127.0.0.1:{action_port}/health",
             env=env,
+        ))
+    for host in config.hosts:
+        if host.kind != "parlant" or host.hostname not in LOCAL_NAMES:
+            continue
+        parts.append(Part(
+            name=host.id,
+            command=f"exec {sys.executable} -m desk --host-id {host.id}",
+            cwd=REPO_ROOT,
+            health_url=f"http://127.0.0.1:{host.port}/healthz",
+            env={**common, HOST_ID_ENV: host.id},
         ))
     parts.append(Part(
         name="chatroom",
@@ -154,8 +169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     # Rasa's HTTP API is on loopback only, and still needs this token.
     api_token = os.environ.get("RASA_API_TOKEN") or secrets.token_urlsafe(24)
+    desk_token = os.environ.get(DESK_TOKEN_ENV) or secrets.token_urlsafe(24)
     try:
-        parts = plan(args.config, api_token, args.port)
+        parts = plan(args.config, api_token, args.port, desk_token)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,12 +3,19 @@
 
 const api = (() => {
   async function postJson(path, body) {
-    const response = await fetch(path, {
+    return readJson(await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
       body: JSON.stringify(body || {}),
-    });
+    }));
+  }
+
+  async function getJson(path) {
+    return readJson(await fetch(path, { credentials: "same-origin" }));
+  }
+
+  async function readJson(response) {
     let data = null;
     try {
       data = await response.json();
@@ -26,5 +33,8 @@ const api = (() => {
     startConversation: () => postJson("/api/conversation"),
     sendText: (text) => postJson("/api/messages", { text }),
     pressButton: (buttonId) => postJson("/api/messages", { button: buttonId }),
+    // Answers at once if there is news, else waits a while for an operator at a desk.
+    leaveDesk: () => postJson("/api/desk/leave"),
+    updates: (after) => getJson(`/api/updates?after=${encodeURIComponent(after)}`),
   };
 })();

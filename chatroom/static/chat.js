@@ -11,9 +11,44 @@
     sendButton.disabled = busy;
   }
 
+  const RETRY_MS = 3000;
+  // The last message id every earlier one is known up to; only polls and the first load move it,
+  // so a turn's answer that skips ahead can never hide an operator's message from the poll.
+  let cursor = 0;
+  let polling = false;
+
   function applyState(state) {
     view.showHost(state.host);
     view.appendMessages(state.messages, chooseButton);
+  }
+
+  function advance(state) {
+    for (const message of state.messages) cursor = Math.max(cursor, message.id);
+  }
+
+  // Keeps one long poll running while the person is with a human desk.
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    try {
+      for (;;) {
+        let state;
+        try {
+          state = await api.updates(cursor);
+        } catch (error) {
+          view.showStatus(error.message);
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+          continue;
+        }
+        applyState(state);
+        advance(state);
+        view.showDesk(state.desk);
+        if (state.messages.length) view.showStatus("");
+        if (!state.live) break;
+      }
+    } finally {
+      polling = false;
+    }
   }
 
   // Runs one request; the composer is always usable again afterwards, even on failure.
@@ -22,6 +57,7 @@
     view.showStatus("");
     try {
       applyState(await request());
+      poll();
       return true;
     } catch (error) {
       view.showStatus(error.message);
@@ -37,6 +73,11 @@
     run(() => api.pressButton(choice.id));
   }
 
+  document.getElementById("leave-desk").addEventListener("click", () => {
+    view.showDesk(null);
+    run(api.leaveDesk);
+  });
+
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = input.value.trim();
@@ -45,5 +86,9 @@
     if (await run(() => api.sendText(text))) input.value = "";
   });
 
-  run(api.startConversation);
+  run(async () => {
+    const state = await api.startConversation();
+    advance(state);
+    return state;
+  });
 })();

@@ -5,6 +5,9 @@ const view = (() => {
   const messageList = document.getElementById("messages");
   const hostTitle = document.getElementById("host-title");
   const statusLine = document.getElementById("status");
+  const deskBar = document.getElementById("desk-bar");
+  const deskInfo = document.getElementById("desk-info");
+  const leaveButton = document.getElementById("leave-desk");
   // Only http(s) addresses become links, never javascript:, data: or anything else.
   const WEB_ADDRESS = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)]/gi;
 
@@ -61,6 +64,8 @@ const view = (() => {
   function renderMessage(message, onChoice) {
     const item = element("li", `message message-${message.role}`);
     item.dataset.messageId = message.id;
+    // An operator writing as themselves is named; one writing as the assistant is not.
+    if (message.sender) item.appendChild(element("span", "message-sender", message.sender));
     if (message.text) item.appendChild(textWithLinks(message.text));
     if (message.image && isWebUrl(message.image)) {
       const image = element("img", "message-image");
@@ -82,9 +87,12 @@ const view = (() => {
     return item;
   }
 
+  // A message can come twice (a turn's answer and a poll); each id is shown once, in id order.
   function appendMessages(messages, onChoice) {
     for (const message of messages) {
-      messageList.appendChild(renderMessage(message, onChoice));
+      if (messageList.querySelector(`[data-message-id="${Number(message.id)}"]`)) continue;
+      const later = [...messageList.children].find((item) => Number(item.dataset.messageId) > message.id);
+      messageList.insertBefore(renderMessage(message, onChoice), later || null);
     }
     disableOldButtons();
     messageList.lastElementChild?.scrollIntoView({ block: "end" });
@@ -100,5 +108,21 @@ const view = (() => {
     statusLine.hidden = !text;
   }
 
-  return { appendMessages, disableAllButtons, showHost, showStatus };
+  function minutes(seconds) {
+    return Math.max(1, Math.round(seconds / 60));
+  }
+
+  // While a human desk has the person: their place in the queue and a way back to the assistant.
+  function showDesk(desk) {
+    deskBar.hidden = !desk;
+    if (!desk) return;
+    const parts = [];
+    if (desk.waiting && desk.operators_online === 0) parts.push(`Nobody from ${desk.title} is online right now; leave a message and they will answer here.`);
+    if (desk.waiting && desk.position) parts.push(`You are number ${desk.position} in the queue.`);
+    if (desk.waiting && desk.estimated_wait_seconds) parts.push(`Estimated wait: about ${minutes(desk.estimated_wait_seconds)} min.`);
+    deskInfo.textContent = parts.join(" ");
+    leaveButton.textContent = `Back to ${desk.back_to.title}`;
+  }
+
+  return { appendMessages, disableAllButtons, showDesk, showHost, showStatus };
 })();

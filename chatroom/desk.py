@@ -1,0 +1,430 @@
+"""The operator console: the queue of people waiting for a human, their transcripts, replies and hand-backs.
+
+Everything under /desk needs an operator login (pages redirect to it, the API
+answers 401). Operators come from ``DESK_OPERATORS`` ("alice:secret,bob:pw",
+set with $CHATROOM_DESK_OPERATORS); passwords are hashed when the app starts and
+compared as hashes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from handoff.config import HandoffConfig, Host, current_config
+
+from . import db, parlant
+from .chat import ApiError, desk_client, host_json, leave_desk
+from .routing import turn_lock
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("desk", __name__, url_prefix="/desk")
+
+OPERATOR_KEY = "operator"
+PUBLIC_ENDPOINTS = {"desk.login"}
+SEND_AS = ("operator", "assistant")
+# Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
+_UNKNOWN_OPERATOR_HASH = generate_password_hash("no such operator")
+
+
+def parse_operators(value: Any) -> dict[str, str]:
+    """Return {name: password} from "alice:secret,bob:pw" or an already-made mapping."""
+    if isinstance(value, dict):
+        return {str(name): str(password) for name, password in value.items()}
+    operators = {}
+    for entry in str(value or "").split(","):
+        name, sep, password = entry.strip().partition(":")
+        if not entry.strip():
+            continue
+        if not sep or not name or not password:
+            raise ValueError(
+                f"DESK_OPERATORS entry '{name or entry.strip()}' is not name:password "
+                "(set CHATROOM_DESK_OPERATORS=alice:secret,bob:pw)"
+            )
+        operators[name] = password
+    return operators
+
+
+def init_app(app) -> None:
+    """Hash the operators' passwords once, at start."""
+    operators = parse_operators(app.config.get("DESK_OPERATORS"))
+    app.extensions["desk_operators"] = {
+        name: generate_password_hash(password) for name, password in operators.items()
+    }
+    if not operators:
+        logging.getLogger("chatroom").info("no operators configured: /desk accepts no login")
+
+
+def check_login(name: str, password: str) -> bool:
+    hashes = current_app.extensions["desk_operators"]
+    known = name in hashes
+    matches = check_password_hash(hashes.get(name, _UNKNOWN_OPERATOR_HASH), password)
+    return known and matches
+
+
+def operator() -> str:
+    return session[OPERATOR_KEY]
+
+
+@bp.before_request
+def require_operator():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if session.get(OPERATOR_KEY) in current_app.extensions["desk_operators"]:
+        # Presence for the person's page ("nobody is online"); this process's view only.
+        current_app.extensions.setdefault("desk_presence", {})[session[OPERATOR_KEY]] = time.time()
+        return None
+    if request.path.startswith("/desk/api/"):
+        return jsonify(error="Log in as an operator first."), 401
+    return redirect(url_for("desk.login", next=request.full_path.rstrip("?")))
+
+
+@bp.errorhandler(ApiError)
+def handle_api_error(exc: ApiError):
+    return jsonify(error=exc.message), exc.status, exc.headers
+
+
+def safe_next(target: str | None) -> str:
+    """Return where to go after login: only a path under /desk on this site."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/desk") or "\\" in (target or ""):
+        return url_for("desk.console")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form, or log an operator in."""
+    error = None
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        if check_login(name, request.form.get("password", "")):
+            session[OPERATOR_KEY] = name
+            logger.info("operator %s logged in", name)
+            return redirect(safe_next(request.args.get("next")))
+        logger.warning("failed operator login for %r from %s", name, request.remote_addr)
+        error = "That name and password do not match an operator."
+    return render_template("desk_login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    """Log the operator out."""
+    session.pop(OPERATOR_KEY, None)
+    return redirect(url_for("desk.login"))
+
+
+@bp.get("")
+def console():
+    """Serve the console page."""
+    return render_template(
+        "desk.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"]
+    )
+
+
+def stay_json(stay: db.DeskSession, config: HandoffConfig, connection) -> dict[str, Any]:
+    from_host = config.find_host(stay.from_host)
+    last_user = connection.execute(
+        "SELECT body FROM message WHERE conversation_id = ? AND role = 'user' ORDER BY id DESC LIMIT 1",
+        (stay.conversation_id,),
+    ).fetchone()
+    return {
+        "conversation_id": stay.conversation_id,
+        "session_id": stay.session_id,
+        "desk": host_json(stay.host_id),
+        "from_host": {"id": stay.from_host, "title": from_host.title if from_host else stay.from_host},
+        "reason": stay.reason,
+        "opened_at": stay.opened_at,
+        "handoff_message_id": stay.handoff_message_id,
+        "status": "waiting" if stay.first_reply_at is None else "answered",
+        "first_reply_at": stay.first_reply_at,
+        "taken_by": stay.taken_by,
+        "closed_at": stay.closed_at,
+        "outcome": stay.outcome,
+        "last_text": json.loads(last_user["body"]).get("text") if last_user else None,
+    }
+
+
+@bp.get("/api/queue")
+def queue():
+    """List the conversations at a desk, longest waiting first."""
+    connection = db.get_db()
+    config = current_config()
+    stays = db.list_desk_sessions(connection)
+    return jsonify(
+        now=time.time(),
+        operator=operator(),
+        conversations=[stay_json(stay, config, connection) for stay in stays],
+    )
+
+
+def find_conversation(conversation_id: str) -> db.Conversation:
+    conversation = db.find_conversation(db.get_db(), conversation_id)
+    if conversation is None:
+        raise ApiError(404, "There is no such conversation.")
+    return conversation
+
+
+def open_stay(conversation: db.Conversation) -> tuple[Host, db.DeskSession]:
+    found = parlant.current_stay(db.get_db(), current_config(), conversation)
+    if found is None:
+        raise ApiError(409, "This conversation is no longer at the desk.")
+    return found
+
+
+def read_after() -> int:
+    try:
+        return int(request.args.get("after", "0"))
+    except ValueError:
+        raise ApiError(400, "'after' must be a message id.") from None
+
+
+def read_body() -> dict[str, Any]:
+    # JSON only: a form on another site cannot send it, which keeps these POSTs our own.
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Send a JSON object.")
+    return body
+
+
+def conversation_json(conversation: db.Conversation, after: int) -> dict[str, Any]:
+    connection = db.get_db()
+    config = current_config()
+    stays = db.list_conversation_desk_sessions(connection, conversation.id)
+    live = parlant.current_stay(connection, config, conversation)
+    return {
+        "now": time.time(),
+        "conversation_id": conversation.id,
+        "host": host_json(conversation.host_id),
+        "live": live is not None,
+        "stay": stay_json(stays[-1], config, connection) if stays else None,
+        "titles": {host.id: host.title for host in config.hosts},
+        "hand_back_to": [
+            {"id": host.id, "title": host.title}
+            for host in config.hosts if host.kind != "parlant"
+        ],
+        "messages": [message.to_json() for message in db.list_messages(connection, conversation.id, after)],
+    }
+
+
+@bp.get("/api/conversations/<conversation_id>")
+def conversation_view(conversation_id: str):
+    """Return a conversation's transcript after ?after=<id>; with ?wait=1, wait for something new."""
+    conversation = find_conversation(conversation_id)
+    after = read_after()
+    connection = db.get_db()
+    found = parlant.current_stay(connection, current_config(), conversation)
+    waiting = request.args.get("wait") == "1"
+    if waiting and found is not None and not db.list_messages(connection, conversation.id, after):
+        host, stay = found
+        try:
+            parlant.relay(connection, desk_client(host), stay, int(current_app.config["DESK_WAIT"]))
+        except parlant.ParlantError as exc:
+            logger.warning("conversation=%s relay from %s failed: %s", conversation.id, host.id, exc)
+            raise ApiError(503, f"{host.title} cannot be reached right now; retrying.") from None
+        conversation = find_conversation(conversation_id)
+    return jsonify(conversation_json(conversation, after))
+
+
+@bp.post("/api/conversations/<conversation_id>/messages")
+def send_message(conversation_id: str):
+    """Send the person a message, as the operator (by name) or as the assistant."""
+    body = read_body()
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "Type a message first.")
+    text = text.strip()
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if len(text) > limit:
+        raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    send_as = body.get("as", "operator")
+    if send_as not in SEND_AS:
+        raise ApiError(400, f"'as' must be one of: {', '.join(SEND_AS)}.")
+    conversation = find_conversation(conversation_id)
+    host, stay = open_stay(conversation)
+    connection = db.get_db()
+    client = desk_client(host)
+    try:
+        if send_as == "operator":
+            client.create_human_agent_event(stay.session_id, text, display_name=operator())
+        else:
+            client.create_human_agent_on_behalf_of_ai_agent_event(stay.session_id, text)
+        db.take_desk_session(connection, stay.session_id, operator(), force=False)
+        # Into the transcript at once, so the console shows it without waiting for a poll.
+        parlant.relay(connection, client, db.find_desk_session(connection, stay.session_id))
+    except parlant.ParlantError as exc:
+        logger.warning("conversation=%s send to %s failed: %s", conversation.id, host.id, exc)
+        raise ApiError(502, f"{host.title} did not take the message; please send it again.") from None
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+@bp.post("/api/conversations/<conversation_id>/take")
+def take(conversation_id: str):
+    """Mark the conversation as handled by this operator."""
+    read_body()
+    conversation = find_conversation(conversation_id)
+    _host, stay = open_stay(conversation)
+    db.take_desk_session(db.get_db(), stay.session_id, operator(), force=True)
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+def end_stay(stay: db.DeskSession, host: Host, outcome: str) -> None:
+    try:
+        parlant.end_stay(desk_client(host), stay, outcome, operator())
+    except parlant.ParlantError as exc:
+        # The chatroom's table already says it ended; the person's page learns it within one poll.
+        logger.warning(
+            "conversation=%s could not tell %s the stay ended: %s", stay.conversation_id, host.id, exc
+        )
+
+
+@bp.post("/api/conversations/<conversation_id>/hand-back")
+def hand_back(conversation_id: str):
+    """Hand the person to a host, exactly as a bot's handoff would (arrival message and all)."""
+    host_id = read_body().get("host_id")
+    find_conversation(conversation_id)
+    if not isinstance(host_id, str) or not host_id:
+        raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
+    conversation = leave_desk(conversation_id, host_id, "handed_back", operator())
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+@bp.post("/api/conversations/<conversation_id>/close")
+def close(conversation_id: str):
+    """End the person's stay at the desk; if they write again, they join the queue again."""
+    read_body()
+    connection = db.get_db()
+    with turn_lock(conversation_id):
+        conversation = find_conversation(conversation_id)
+        host, stay = open_stay(conversation)
+        db.close_desk_session(connection, stay.session_id, "closed")
+        db.add_message(
+            connection, conversation.id, "notice", None,
+            {"text": parlant.CLOSED.format(title=host.title)},
+        )
+    end_stay(stay, host, "closed")
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Return the nearest-rank percentile (share 0.5 = median), or None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def stays_since(since: float) -> list[db.DeskSession]:
+    return db.list_desk_sessions(db.get_db(), open_only=False, since=since)
+
+
+def compute_stats(since: float) -> dict[str, Any]:
+    """Return handoff figures since a time: routes, reasons, time to first human reply, hand-back rate."""
+    connection = db.get_db()
+    titles = {host.id: host.title for host in current_config().hosts}
+    routes = connection.execute(
+        "SELECT from_host, to_host, COUNT(*) AS count FROM switch WHERE at >= ? "
+        "GROUP BY from_host, to_host ORDER BY count DESC, from_host, to_host",
+        (since,),
+    ).fetchall()
+    stays = stays_since(since)
+    reasons: dict[str, int] = {}
+    for stay in stays:
+        reasons[stay.reason or ""] = reasons.get(stay.reason or "", 0) + 1
+    waits = [stay.first_reply_at - stay.opened_at for stay in stays if stay.first_reply_at is not None]
+    ended = [stay for stay in stays if stay.closed_at is not None and stay.outcome != "superseded"]
+    handed_back = [stay for stay in ended if (stay.outcome or "").startswith("handed_back:")]
+    def title(host_id: str) -> str:
+        return titles.get(host_id, host_id)
+
+    return {
+        "since": since,
+        "routes": [
+            {"from": row["from_host"], "to": row["to_host"], "count": row["count"],
+             "label": f"{title(row['from_host'])} → {title(row['to_host'])}"}
+            for row in routes
+        ],
+        "reasons": [
+            {"reason": reason or None, "count": count}
+            for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+        ],
+        "desk_handoffs": len(stays),
+        "answered": len(waits),
+        "first_reply_seconds": {"median": percentile(waits, 0.5), "p90": percentile(waits, 0.9)},
+        "ended": len(ended),
+        "handed_back": len(handed_back),
+        "hand_back_rate": len(handed_back) / len(ended) if ended else None,
+    }
+
+
+def read_since() -> float:
+    try:
+        days = float(request.args.get("days", "30"))
+    except ValueError:
+        raise ApiError(400, "'days' must be a number.") from None
+    return time.time() - max(0.0, days) * 86400
+
+
+@bp.get("/stats")
+def stats_page():
+    """Serve the stats page."""
+    return render_template("desk_stats.html", operator=operator())
+
+
+@bp.get("/api/stats")
+def stats():
+    """Return the handoff figures as JSON (?days=30)."""
+    return jsonify(compute_stats(read_since()))
+
+
+CSV_COLUMNS = (
+    "conversation_id", "desk", "from_host", "reason", "opened_at", "first_reply_seconds",
+    "taken_by", "closed_at", "outcome",
+)
+
+
+@bp.get("/api/stats.csv")
+def stats_csv():
+    """Export one row per desk stay as CSV (?days=30)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for stay in stays_since(read_since()):
+        wait = stay.first_reply_at - stay.opened_at if stay.first_reply_at is not None else None
+        writer.writerow([
+            stay.conversation_id, stay.host_id, stay.from_host, csv_safe(stay.reason),
+            iso(stay.opened_at), f"{wait:.1f}" if wait is not None else "",
+            csv_safe(stay.taken_by), iso(stay.closed_at), stay.outcome or "",
+        ])
+    return current_app.response_class(
+        out.getvalue(), mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=desk-handoffs.csv"},
+    )
+
+
+def iso(at: float | None) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds") if at else ""
+
+
+def csv_safe(text: str | None) -> str:
+    """Return text a spreadsheet shows as text: a leading =, +, - or @ would run as a formula."""
+    text = text or ""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

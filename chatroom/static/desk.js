@@ -1,0 +1,226 @@
+// The operator console: the queue, one conversation at a time, replies and hand-backs.
+// Every piece of text from people, bots or operators is set with textContent.
+"use strict";
+
+(() => {
+  const QUEUE_REFRESH_MS = 3000;
+  const RETRY_MS = 3000;
+
+  const queueList = document.getElementById("queue-list");
+  const queueEmpty = document.getElementById("queue-empty");
+  const panel = document.getElementById("conversation");
+  const fromLine = document.getElementById("conversation-from");
+  const reasonLine = document.getElementById("conversation-reason");
+  const metaLine = document.getElementById("conversation-meta");
+  const transcript = document.getElementById("transcript");
+  const statusLine = document.getElementById("desk-status");
+  const replyForm = document.getElementById("reply");
+  const replyInput = document.getElementById("reply-input");
+  const replyAs = document.getElementById("reply-as");
+  const takeButton = document.getElementById("take-button");
+  const handBackHost = document.getElementById("hand-back-host");
+  const handBackButton = document.getElementById("hand-back-button");
+  const closeButton = document.getElementById("close-button");
+
+  // The open conversation; a new one replaces it, and the old poll notices and stops.
+  let current = null;
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  function since(seconds) {
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 1) return `${Math.max(0, Math.floor(seconds))} s`;
+    if (minutes < 60) return `${minutes} min`;
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  async function call(method, path, body) {
+    const options = { method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    if (response.status === 401) {
+      window.location.assign("/desk/login");
+      throw new Error("Logged out.");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) throw new Error((data && data.error) || `The desk answered ${response.status}.`);
+    return data;
+  }
+
+  function showStatus(text) {
+    statusLine.textContent = text || "";
+    statusLine.hidden = !text;
+  }
+
+  function renderQueue(data) {
+    queueList.replaceChildren();
+    queueEmpty.hidden = data.conversations.length > 0;
+    for (const stay of data.conversations) {
+      const item = element("li", "queue-item");
+      const button = element("button", "queue-open");
+      button.type = "button";
+      button.dataset.conversationId = stay.conversation_id;
+      if (current && current.id === stay.conversation_id) button.classList.add("selected");
+      button.appendChild(element("strong", "", stay.from_host.title));
+      button.appendChild(element("span", "queue-reason", stay.reason || "no reason given"));
+      const state = stay.status === "waiting" ? "waiting" : "answered";
+      const taken = stay.taken_by ? ` · taken by ${stay.taken_by}` : "";
+      button.appendChild(element("span", `queue-meta ${state}`, `${state} ${since(data.now - stay.opened_at)}${taken}`));
+      if (stay.last_text) button.appendChild(element("span", "queue-last", stay.last_text));
+      button.addEventListener("click", () => openConversation(stay.conversation_id));
+      item.appendChild(button);
+      queueList.appendChild(item);
+    }
+  }
+
+  async function refreshQueue() {
+    try {
+      renderQueue(await call("GET", "/desk/api/queue"));
+    } catch (error) {
+      queueEmpty.hidden = false;
+      queueEmpty.textContent = error.message;
+    }
+  }
+
+  function speaker(message, titles) {
+    if (message.role === "user") return "Person";
+    if (message.role === "notice") return "";
+    const title = titles[message.host] || message.host || "";
+    return message.sender ? `${message.sender} (${title})` : title;
+  }
+
+  function renderMessage(message, data) {
+    const stay = data.stay;
+    const before = stay && message.id <= stay.handoff_message_id;
+    const item = element("li", `line line-${message.role}${before ? " line-before" : ""}`);
+    item.dataset.messageId = message.id;
+    const who = speaker(message, data.titles);
+    if (who) item.appendChild(element("span", "line-who", who));
+    if (message.text) item.appendChild(element("p", "line-text", message.text));
+    if (message.image) item.appendChild(element("p", "line-extra", `[image] ${message.image}`));
+    if (Array.isArray(message.buttons) && message.buttons.length) {
+      item.appendChild(element("p", "line-extra", `[buttons] ${message.buttons.map((b) => b.title).join(" | ")}`));
+    }
+    return item;
+  }
+
+  // Messages can arrive twice (a reply's answer and a poll); each id is shown once, in id order.
+  function addMessages(data) {
+    for (const message of data.messages) {
+      if (transcript.querySelector(`[data-message-id="${message.id}"]`)) continue;
+      const node = renderMessage(message, data);
+      const later = [...transcript.children].find((child) => Number(child.dataset.messageId) > message.id);
+      transcript.insertBefore(node, later || null);
+      current.cursor = Math.max(current.cursor, message.id);
+    }
+    transcript.lastElementChild?.scrollIntoView({ block: "end" });
+  }
+
+  function renderHeader(data) {
+    const stay = data.stay;
+    fromLine.textContent = stay ? `From ${stay.from_host.title}` : data.host.title;
+    reasonLine.textContent = stay && stay.reason ? `“${stay.reason}”` : "no reason given";
+    const parts = [];
+    if (stay) parts.push(`arrived ${since(data.now - stay.opened_at)} ago`);
+    if (stay && stay.taken_by) parts.push(`taken by ${stay.taken_by}`);
+    parts.push(data.live ? `now with ${data.host.title}` : `now with ${data.host.title} (no longer at the desk)`);
+    metaLine.textContent = parts.join(" · ");
+    const choice = handBackHost.value;
+    handBackHost.replaceChildren();
+    for (const host of data.hand_back_to) {
+      const option = element("option", "", host.title);
+      option.value = host.id;
+      handBackHost.appendChild(option);
+    }
+    if (choice) handBackHost.value = choice;
+    if (stay && !handBackHost.value) handBackHost.value = stay.from_host.id;
+    for (const control of [replyInput, replyAs, takeButton, handBackHost, handBackButton, closeButton]) {
+      control.disabled = !data.live;
+    }
+  }
+
+  function apply(data) {
+    if (!current || data.conversation_id !== current.id) return;
+    current.live = data.live;
+    renderHeader(data);
+    addMessages(data);
+  }
+
+  async function poll(conversation) {
+    while (current === conversation && conversation.live) {
+      try {
+        apply(await call("GET", `/desk/api/conversations/${encodeURIComponent(conversation.id)}?after=${conversation.cursor}&wait=1`));
+        showStatus("");
+      } catch (error) {
+        if (current !== conversation) return;
+        showStatus(error.message);
+        await sleep(RETRY_MS);
+      }
+    }
+  }
+
+  async function openConversation(conversationId) {
+    current = { id: conversationId, cursor: 0, live: false };
+    const conversation = current;
+    panel.hidden = false;
+    transcript.replaceChildren();
+    showStatus("");
+    for (const button of queueList.querySelectorAll(".queue-open")) {
+      button.classList.toggle("selected", button.dataset.conversationId === conversationId);
+    }
+    try {
+      apply(await call("GET", `/desk/api/conversations/${encodeURIComponent(conversationId)}`));
+    } catch (error) {
+      showStatus(error.message);
+      return;
+    }
+    poll(conversation);
+  }
+
+  // Runs one action on the open conversation; controls are usable again afterwards, even on failure.
+  async function act(path, body) {
+    if (!current) return false;
+    const conversation = current;
+    showStatus("");
+    try {
+      apply(await call("POST", `/desk/api/conversations/${encodeURIComponent(conversation.id)}/${path}?after=${conversation.cursor}`, body));
+      refreshQueue();
+      return true;
+    } catch (error) {
+      showStatus(error.message);
+      return false;
+    }
+  }
+
+  replyForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = replyInput.value.trim();
+    if (!text) return;
+    // Keep the draft until the desk has it, so a failed send loses nothing.
+    if (await act("messages", { text, as: replyAs.value })) replyInput.value = "";
+    replyInput.focus();
+  });
+  takeButton.addEventListener("click", () => act("take", {}));
+  handBackButton.addEventListener("click", () => act("hand-back", { host_id: handBackHost.value }));
+  closeButton.addEventListener("click", () => act("close", {}));
+
+  refreshQueue();
+  setInterval(refreshQueue, QUEUE_REFRESH_MS);
+})();

@@ -1,0 +1,113 @@
+"""The desk's figures (/desk/stats) against scripted handoffs written straight into the routing table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+import yaml
+
+from chatroom import create_app, db
+
+NOW = time.time()
+HOSTS = {
+    "helpdesk": {"title": "Helpdesk Assistant", "url": "http://localhost:5905"},
+    "financial": {"title": "Financial Assistant", "url": "http://localhost:5906"},
+    "human": {"title": "Support team", "url": "http://localhost:5907", "kind": "parlant"},
+}
+# (conversation, from host, reason, seconds to the first human reply or None, outcome or None)
+STAYS = [
+    ("c1", "helpdesk", "card blocked", 10, "handed_back:financial"),
+    ("c2", "helpdesk", "card blocked", 30, "closed"),
+    ("c3", "financial", None, 100, None),
+    ("c4", "helpdesk", '=HYPERLINK("http://evil")', None, None),
+]
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    path = tmp_path / "handoff_config.yml"
+    path.write_text(yaml.safe_dump({"handoff_hosts": HOSTS}))
+    monkeypatch.setenv("HANDOFF_CONFIG", str(path))
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE": str(tmp_path / "chatroom.sqlite"),
+            "SECRET_KEY": "test",
+            "DESK_OPERATORS": "alice:secret",
+        }
+    )
+    connection = db.connect(app.config["DATABASE"])
+    opened = NOW - 3600
+    for conversation_id, from_host, reason, wait, outcome in STAYS:
+        conversation = db.create_conversation(connection, conversation_id, from_host)
+        db.switch_host(connection, conversation, "human", reason)
+        db.open_desk_session(connection, f"s-{conversation_id}", conversation_id, "human", from_host, reason)
+        connection.execute(
+            "UPDATE desk_session SET opened_at = ?, first_reply_at = ? WHERE session_id = ?",
+            (opened, opened + wait if wait is not None else None, f"s-{conversation_id}"),
+        )
+        if outcome:
+            db.close_desk_session(connection, f"s-{conversation_id}", outcome)
+    db.switch_host(connection, db.Conversation("c1", "human"), "financial", "handed back by alice")
+    # A stay from long ago falls outside the default 30 days.
+    old = db.create_conversation(connection, "old", "helpdesk")
+    db.switch_host(connection, old, "human", "ancient")
+    db.open_desk_session(connection, "s-old", "old", "human", "helpdesk", "ancient")
+    connection.execute(
+        "UPDATE desk_session SET opened_at = ? WHERE session_id = 's-old'", (NOW - 90 * 86400,)
+    )
+    connection.execute("UPDATE switch SET at = ? WHERE conversation_id = 'old'", (NOW - 90 * 86400,))
+    connection.close()
+    return app
+
+
+@pytest.fixture
+def operator(app):
+    client = app.test_client()
+    assert client.post("/desk/login", data={"name": "alice", "password": "secret"}).status_code == 302
+    return client
+
+
+def test_stats_count_routes_reasons_reply_times_and_hand_backs(operator):
+    stats = operator.get("/desk/api/stats").get_json()
+
+    assert {(r["from"], r["to"]): r["count"] for r in stats["routes"]} == {
+        ("helpdesk", "human"): 3,
+        ("financial", "human"): 1,
+        ("human", "financial"): 1,
+    }
+    assert stats["routes"][0]["label"] == "Helpdesk Assistant → Support team"
+    assert stats["reasons"][0] == {"reason": "card blocked", "count": 2}
+    assert stats["desk_handoffs"] == 4 and stats["answered"] == 3
+    assert stats["first_reply_seconds"] == {"median": 30, "p90": 100}
+    assert (stats["ended"], stats["handed_back"], stats["hand_back_rate"]) == (2, 1, 0.5)
+
+
+def test_a_longer_window_takes_in_older_handoffs(operator):
+    assert operator.get("/desk/api/stats?days=120").get_json()["desk_handoffs"] == 5
+    assert operator.get("/desk/api/stats?days=many").status_code == 400
+
+
+def test_csv_export_has_one_row_per_stay_and_defuses_formulas(operator):
+    response = operator.get("/desk/api/stats.csv")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [row["conversation_id"] for row in rows] == ["c1", "c2", "c3", "c4"]
+    assert [row["first_reply_seconds"] for row in rows] == ["10.0", "30.0", "100.0", ""]
+    assert rows[0]["outcome"] == "handed_back:financial"
+    assert rows[3]["reason"].startswith("'=")
+
+
+def test_stats_need_a_login(app):
+    client = app.test_client()
+    assert client.get("/desk/api/stats").status_code == 401
+    assert client.get("/desk/api/stats.csv").status_code == 401
+    assert client.get("/desk/stats").status_code == 302
+
+
+def test_stats_page_is_served_to_operators(operator):
+    page = operator.get("/desk/stats")
+    assert page.status_code == 200 and b"desk_stats.js" in page.data
