@@ -1,4 +1,4 @@
-"""Open an IT incident: validate the form's answers and submit it."""
+"""Open IT incidents and report their status: form validators and the actions behind them."""
 import re
 from typing import Any, Dict, List, Optional, Text
 
@@ -7,9 +7,12 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from .incidents_db import create_incident, list_incidents
+
 FORM_SLOTS = ("email", "priority", "problem_description", "incident_title", "confirm")
 
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+# Strict enough to drop the brackets and quotes people type around an address.
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # People say "urgent" or "normal" as often as the three levels themselves.
 PRIORITY_WORDS = {
     "low": "low",
@@ -19,6 +22,7 @@ PRIORITY_WORDS = {
     "moderate": "medium",
     "high": "high",
     "urgent": "high",
+    "urgently": "high",
     "critical": "high",
 }
 
@@ -28,7 +32,7 @@ def find_email(text: Text) -> Optional[Text]:
     match = EMAIL_PATTERN.search(text)
     if match is None:
         return None
-    return match.group(0).rstrip(".,;:!?)").lower()
+    return match.group(0).lower()
 
 
 def find_priority(text: Text) -> Optional[Text]:
@@ -45,6 +49,26 @@ def clean_text(value: Any) -> Optional[Text]:
     return text or None
 
 
+def validate_email_answer(
+    slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> Dict[Text, Any]:
+    """Return the slots an answer to the email question sets, shared by both forms.
+
+    When a previous email was offered for reuse (``action_ask_email``), yes takes
+    it and no forgets it, so the question comes back without the offer.
+    """
+    previous = tracker.get_slot("previous_email")
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    if previous and intent == "affirm":
+        return {"email": previous, "caller_id": previous}
+    if previous and intent == "deny":
+        return {"email": None, "previous_email": None}
+    email = find_email(str(slot_value or ""))
+    if email is None:
+        dispatcher.utter_message(response="utter_no_email")
+    return {"email": email, "caller_id": email}
+
+
 class ValidateOpenIncidentForm(FormValidationAction):
     """Check each answer of ``open_incident_form`` and ask again when it is unusable."""
 
@@ -58,10 +82,7 @@ class ValidateOpenIncidentForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        email = find_email(str(slot_value or ""))
-        if email is None:
-            dispatcher.utter_message(response="utter_no_email")
-        return {"email": email}
+        return validate_email_answer(slot_value, dispatcher, tracker)
 
     def validate_priority(
         self,
@@ -94,6 +115,38 @@ class ValidateOpenIncidentForm(FormValidationAction):
         return {"incident_title": clean_text(slot_value)}
 
 
+class ValidateIncidentStatusForm(FormValidationAction):
+    """Check the email ``incident_status_form`` asks for."""
+
+    def name(self) -> Text:
+        return "validate_incident_status_form"
+
+    def validate_email(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        return validate_email_answer(slot_value, dispatcher, tracker)
+
+
+class ActionAskEmail(Action):
+    """Ask for the email, offering to reuse the one given earlier in the conversation."""
+
+    def name(self) -> Text:
+        return "action_ask_email"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        if tracker.get_slot("previous_email"):
+            dispatcher.utter_message(response="utter_ask_use_previous_email")
+        else:
+            dispatcher.utter_message(response="utter_ask_email")
+        return []
+
+
 class ActionOpenIncident(Action):
     """Open the incident the form collected, or drop it if the person said no."""
 
@@ -103,10 +156,45 @@ class ActionOpenIncident(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
+        email = tracker.get_slot("email")
         if tracker.get_slot("confirm"):
-            # The response fills itself from the slots, which are still set here.
-            dispatcher.utter_message(response="utter_incident_created")
+            incident = create_incident(
+                email=email,
+                priority=tracker.get_slot("priority"),
+                title=tracker.get_slot("incident_title"),
+                description=tracker.get_slot("problem_description"),
+            )
+            # The response fills the rest from the slots, which are still set here.
+            dispatcher.utter_message(response="utter_incident_created", incident_number=incident.number)
         else:
             dispatcher.utter_message(response="utter_incident_creation_canceled")
-        # Clear the answers so the next incident starts from an empty form.
-        return [SlotSet(slot, None) for slot in FORM_SLOTS]
+        # Clear the answers so the next incident starts from an empty form, and
+        # keep the email to offer it again.
+        return [SlotSet(slot, None) for slot in FORM_SLOTS] + [SlotSet("previous_email", email)]
+
+
+class ActionCheckIncidentStatus(Action):
+    """List the incidents stored for the email the status form collected."""
+
+    def name(self) -> Text:
+        return "action_check_incident_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        email = tracker.get_slot("email")
+        incidents = list_incidents(email or "")
+        if not incidents:
+            dispatcher.utter_message(response="utter_no_incidents")
+        else:
+            dispatcher.utter_message(response="utter_incidents_found")
+        for incident in incidents:
+            dispatcher.utter_message(
+                response="utter_incident_summary",
+                number=incident.number,
+                title=incident.title,
+                state=incident.state,
+                priority=incident.priority,
+                created=incident.created_at[:10],
+            )
+        return [SlotSet("email", None), SlotSet("previous_email", email)]
