@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run test install train validate test-stories test-python browser lint clean clean-all
+.PHONY: help run test install train validate test-stories test-python browser lint bench nlu-report clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -76,8 +76,21 @@ test-python: install train browser ## Run pytest: unit, real-stack integration a
 browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+nlu-report: install ## 5-fold cross-validation of each bot's NLU; prints intent and entity F1
+	@for bot in $(BOTS); do \
+	  echo "== cross-validating $$bot (5 folds)"; \
+	  (cd bots/$$bot && ../../$(RASA) test nlu --cross-validation --folds 5 --out results/nlu) || exit 1; \
+	done
+	@scripts/nlu-report
+
+bench: install train ## Print latency, handoff, load, start-up and memory figures (minutes)
+	$(VENV)/bin/python -m bench.latency
+	$(VENV)/bin/python -m bench.handoff_latency
+	$(VENV)/bin/python -m bench.load
+	$(VENV)/bin/python -m bench.startup
+
 lint: install ## Check style with ruff
-	$(VENV)/bin/ruff check handoff chatroom tests bots
+	$(VENV)/bin/ruff check handoff chatroom desk tests bots bench
 
 clean: ## Remove trained models, test results and runtime state (var/)
 	rm -rf var bots/*/models bots/*/results bots/*/.rasa
