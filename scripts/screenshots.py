@@ -14,8 +14,8 @@ from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, send  # noqa: E402
 from tests.stack import default_config, free_port, running_stack  # noqa: E402
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, send  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 REASONS = [

@@ -1,36 +1,14 @@
 """A person in headless Chromium (Debian's, driven by Playwright) hands off and reloads."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser import send
 from tests.stack import Stack
 from tests.test_handoff_stack import ASK_FOR_SOMEONE_ELSE
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-# Background networking would try (and fail) to reach the internet on every start.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def send(page: Page, text: str) -> None:
-    page.fill("#message-input", text)
-    page.press("#message-input", "Enter")
-
 
 def test_person_hands_off_in_the_browser_and_keeps_it_across_a_reload(stack: Stack, browser: Browser):
     page = browser.new_page()

@@ -6,22 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser import send
 from tests.fakehost import FakeHost
 from tests.stack import free_port
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, send
 from tests.test_desk import ASK_FOR_HUMAN, ReasoningHost, running_chatroom, running_desk
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

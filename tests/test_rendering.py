@@ -11,7 +11,6 @@ from waitress.server import create_server
 
 from chatroom import create_app
 from tests.fakehost import HAND_TO_ID, FakeHost
-from tests.test_browser import browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +56,7 @@ def hostile_chatroom(tmp_path, monkeypatch):
     other.stop()
 
 
-def test_hostile_text_titles_and_buttons_render_as_plain_text(hostile_chatroom, browser: Browser):  # noqa: F811
+def test_hostile_text_titles_and_buttons_render_as_plain_text(hostile_chatroom, browser: Browser):
     page = browser.new_page()
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -94,7 +93,7 @@ def test_hostile_text_titles_and_buttons_render_as_plain_text(hostile_chatroom, 
     page.close()
 
 
-def test_page_sends_a_content_security_policy(hostile_chatroom, browser: Browser):  # noqa: F811
+def test_page_sends_a_content_security_policy(hostile_chatroom, browser: Browser):
     page = browser.new_page()
     response = page.goto(hostile_chatroom)
     assert "default-src 'self'" in response.headers["content-security-policy"]
