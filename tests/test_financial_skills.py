@@ -42,7 +42,9 @@ def balances(stack: Stack, person: Person) -> dict[str, Decimal]:
 
 
 def recipient(stack: Stack, person: Person) -> str:
-    rows = query(stack, "SELECT name FROM recipients WHERE sender_id = ? ORDER BY name", sender(stack, person))
+    rows = query(
+        stack, "SELECT name FROM recipients WHERE sender_id = ? ORDER BY name", sender(stack, person)
+    )
     return rows[0][0]
 
 

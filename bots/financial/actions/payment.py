@@ -8,10 +8,22 @@ from rasa_sdk.types import DomainDict
 
 from . import profiles
 from .common import (
-    CC_FORM, CONFIRM_SLOT, TIME_FORMATTED, TaskFormValidation, best_match, finish_form, today,
+    CC_FORM,
+    CONFIRM_SLOT,
+    TIME_FORMATTED,
+    TaskFormValidation,
+    best_match,
+    finish_form,
+    today,
 )
 from .parsing import (
-    FULL, MINIMUM, amount_from_slot, describe_date, format_amount, parse_card_amount, parse_date,
+    FULL,
+    MINIMUM,
+    amount_from_slot,
+    describe_date,
+    format_amount,
+    parse_card_amount,
+    parse_date,
 )
 
 # Spellings people use for the cards beyond their names; typos are caught by best_match.

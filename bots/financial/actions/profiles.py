@@ -141,7 +141,9 @@ def list_accounts(db: sqlite3.Connection, sender_id: str) -> List[Account]:
         (sender_id,),
     ).fetchall()
     order = (BANK,) + CREDIT_CARDS
-    accounts = [Account(name, kind, _money(balance), _money(minimum)) for name, kind, balance, minimum in rows]
+    accounts = [
+        Account(name, kind, _money(balance), _money(minimum)) for name, kind, balance, minimum in rows
+    ]
     return sorted(accounts, key=lambda account: order.index(account.name))
 
 
@@ -150,7 +152,8 @@ def get_account(db: sqlite3.Connection, sender_id: str, name: str) -> Account:
     for account in list_accounts(db, sender_id):
         if account.name == name:
             return account
-    raise KeyError(f"no account {name!r} in the profile of {sender_id!r} (known: bank, {', '.join(CREDIT_CARDS)})")
+    known = ", ".join((BANK,) + CREDIT_CARDS)
+    raise KeyError(f"no account {name!r} in the profile of {sender_id!r} (known: {known})")
 
 
 def list_recipients(db: sqlite3.Connection, sender_id: str) -> List[str]:
@@ -160,7 +163,9 @@ def list_recipients(db: sqlite3.Connection, sender_id: str) -> List[str]:
     return [name for (name,) in rows]
 
 
-def transfer(db: sqlite3.Connection, sender_id: str, recipient: str, amount: Decimal, day: datetime.date) -> Decimal:
+def transfer(
+    db: sqlite3.Connection, sender_id: str, recipient: str, amount: Decimal, day: datetime.date
+) -> Decimal:
     """Send ``amount`` from the bank account to ``recipient``; return the new bank balance."""
     ensure_profile(db, sender_id)
     _debit_bank(db, sender_id, amount)
@@ -171,7 +176,9 @@ def transfer(db: sqlite3.Connection, sender_id: str, recipient: str, amount: Dec
     return get_account(db, sender_id, BANK).balance
 
 
-def pay_card(db: sqlite3.Connection, sender_id: str, card: str, amount: Decimal, day: datetime.date) -> Account:
+def pay_card(
+    db: sqlite3.Connection, sender_id: str, card: str, amount: Decimal, day: datetime.date
+) -> Account:
     """Pay ``amount`` off ``card`` from the bank account; return the card afterwards."""
     ensure_profile(db, sender_id)
     _debit_bank(db, sender_id, amount)

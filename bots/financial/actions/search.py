@@ -9,14 +9,24 @@ from rasa_sdk.types import DomainDict
 
 from . import profiles
 from .common import (
-    CONFIRM_SLOT, SEARCH_FORM, TIME_FORMATTED, TaskFormValidation, best_match, finish_form, today,
+    CONFIRM_SLOT,
+    SEARCH_FORM,
+    TIME_FORMATTED,
+    TaskFormValidation,
+    best_match,
+    finish_form,
+    today,
 )
 from .parsing import describe_period, format_amount, parse_period, period_from_slot, period_to_slot
 
 SPEND_WORDS = re.compile(r"\b(spend|spent|spending|purchases?|bought|expenses?|paid|outgoing)\b", re.I)
-DEPOSIT_WORDS = re.compile(r"\b(deposits?|deposited|income|earn(ed|ings)?|received|came in|incoming|paid in)\b", re.I)
+DEPOSIT_WORDS = re.compile(
+    r"\b(deposits?|deposited|income|earn(ed|ings)?|received|came in|incoming|paid in)\b", re.I
+)
 PARTY_CHOICES = {party: party for party in profiles.VENDORS + profiles.DEPOSIT_SOURCES}
-PARTY_CHOICES.update({"my employer": "employer", "work": "employer", "salary": "employer", "paycheck": "employer"})
+PARTY_CHOICES.update(
+    {"my employer": "employer", "work": "employer", "salary": "employer", "paycheck": "employer"}
+)
 
 
 def read_search_type(text: Text) -> Optional[Text]:
@@ -109,7 +119,9 @@ class ActionTransactionSearch(Action):
             dispatcher.utter_message(response="utter_search_canceled")
             return finish_form(tracker, domain, SEARCH_FORM) + [SlotSet("vendor_name", None)]
         with profiles.connect() as db:
-            total, count = profiles.search_transactions(db, tracker.sender_id, kind, period[0], period[1], party)
+            total, count = profiles.search_transactions(
+                db, tracker.sender_id, kind, period[0], period[1], party
+            )
         response = "utter_{}{}_result".format(kind, "_vendor" if party else "")
         dispatcher.utter_message(
             response=response, total=format_amount(total), count=count,

@@ -12,7 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from .common import (
-    CONTINUE_SLOT, FORM_FOR_INTENT, NEXT_FORM, PREVIOUS_FORM, STASH, TIME_FORMATTED, form_slots,
+    CONTINUE_SLOT,
+    FORM_FOR_INTENT,
+    NEXT_FORM,
+    PREVIOUS_FORM,
+    STASH,
+    TIME_FORMATTED,
+    form_slots,
 )
 
 
@@ -31,7 +37,8 @@ class ActionSwitchFormsAsk(Action):
         if current is None or target is None:
             raise ValueError(
                 f"action_switch_forms_ask ran with form {current!r} and intent {intent!r}; "
-                f"it needs an active form and one of {sorted(FORM_FOR_INTENT)} (check data/rules/switching.yml)"
+                f"it needs an active form and one of {sorted(FORM_FOR_INTENT)} "
+                "(check data/rules/switching.yml)"
             )
         dispatcher.utter_message(response=f"utter_switch_to_{target}")
         # Pause the form so the yes/no answer can't fill one of its slots.

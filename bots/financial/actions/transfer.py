@@ -7,7 +7,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from . import profiles
-from .common import CONFIRM_SLOT, TRANSFER_FORM, TaskFormValidation, best_match, finish_form, join_names, today
+from .common import (
+    CONFIRM_SLOT,
+    TRANSFER_FORM,
+    TaskFormValidation,
+    best_match,
+    finish_form,
+    join_names,
+    today,
+)
 from .parsing import amount_from_slot, format_amount, parse_amount
 
 
