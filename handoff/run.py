@@ -39,6 +39,7 @@ RASA_BIN = Path(os.environ.get("RASA_BIN") or REPO_ROOT / ".venv-rasa" / "bin" /
 ACTION_PORT_OFFSET = 50
 READY_TIMEOUT = 300.0
 LAUNCHER_NAME = "launcher"
+OPERATORS_ENV = "CHATROOM_DESK_OPERATORS"
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 DESK_TOKEN_ENV = "DESK_API_TOKEN"
 
@@ -52,6 +53,7 @@ class Part:
     cwd: Path
     health_url: str
     env: Dict[str, str] = field(default_factory=dict)
+    role: str = "bot"
 
 
 def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str = "") -> List[Part]:
@@ -84,8 +86,6 @@ def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str 
             "RASA_TRACKER_DB": str(state / f"{host.id}-tracker.db"),
             # rasa-sdk binds 0.0.0.0 unless told otherwise.
             "SANIC_HOST": "127.0.0.1",
-            # Rasa's dependencies print screens of deprecation notices at every start.
-            "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",
         }
         parts.append(Part(
             name=host.id,
@@ -104,6 +104,7 @@ def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str 
             cwd=bot_dir,
             health_url=f"http://127.0.0.1:{action_port}/health",
             env=env,
+            role="actions",
         ))
     for host in config.hosts:
         if host.kind != "parlant" or host.hostname not in LOCAL_NAMES:
@@ -114,6 +115,7 @@ def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str 
             cwd=REPO_ROOT,
             health_url=f"http://127.0.0.1:{host.port}/healthz",
             env={**common, HOST_ID_ENV: host.id},
+            role="desk",
         ))
     parts.append(Part(
         name="chatroom",
@@ -121,6 +123,7 @@ def plan(config_file: Path, api_token: str, chatroom_port: int, desk_token: str 
         cwd=REPO_ROOT,
         health_url=f"http://127.0.0.1:{chatroom_port}/healthz",
         env=common,
+        role="chatroom",
     ))
     return parts
 
@@ -132,8 +135,8 @@ def answers(url: str) -> bool:
         return False
 
 
-def watch_readiness(manager: Manager, parts: List[Part], ready_line: str, timeout: float) -> None:
-    """Print one line when every part answers, or name the ones that never did."""
+def watch_readiness(manager: Manager, parts: List[Part], ready_lines: List[str], timeout: float) -> None:
+    """Print the ready lines when every part answers, or name the ones that never did."""
     def say(text: str) -> None:
         manager.events.put(Message(
             type="line", data=f"{text}\n", time=datetime.datetime.now(),
@@ -151,7 +154,8 @@ def watch_readiness(manager: Manager, parts: List[Part], ready_line: str, timeou
     if waiting:
         say(f"still not answering after {timeout:.0f}s: {', '.join(sorted(waiting))}")
     else:
-        say(ready_line)
+        for line in ready_lines:
+            say(line)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -180,13 +184,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{part.name:<20} {part.health_url.split('?')[0]}")
         return 0
 
+    ready_lines = [f"ready at http://localhost:{args.port}"]
+    if any(part.role == "desk" for part in parts) and not os.environ.get(OPERATORS_ENV):
+        # A desk nobody can log into is no use; make one operator for this run.
+        password = secrets.token_urlsafe(9)
+        os.environ[OPERATORS_ENV] = f"operator:{password}"
+        ready_lines.append(
+            f"operator console at http://localhost:{args.port}/desk "
+            f"(name operator, password {password}; set {OPERATORS_ENV} to choose your own)"
+        )
+
     state_dir().mkdir(parents=True, exist_ok=True)
     manager = Manager()
     for part in parts:
         manager.add_process(part.name, part.command, env={**os.environ, **part.env}, cwd=str(part.cwd))
     threading.Thread(
         target=watch_readiness,
-        args=(manager, parts, f"ready at http://localhost:{args.port}", READY_TIMEOUT),
+        args=(manager, parts, ready_lines, READY_TIMEOUT),
         daemon=True,
     ).start()
     manager.loop()
