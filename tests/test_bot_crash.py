@@ -85,3 +85,34 @@ def test_bot_killed_between_turns_keeps_its_slots(stack: Stack, tmp_path, monkey
         os.killpg(process.pid, signal.SIGKILL)
         chatroom.kill()
         chatroom.wait()
+
+
+def test_bot_whose_action_server_is_down_is_reported_unavailable(stack: Stack, tmp_path, monkeypatch):
+    (tmp_path / "state").mkdir()
+    monkeypatch.setenv("HANDOFF_STATE_DIR", str(tmp_path / "state"))
+    config = stack.config()
+    config["handoff_hosts"]["helpdesk"]["url"] = f"http://localhost:{free_port()}"
+    config_path = tmp_path / "handoff_config.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    bot = next(part for part in plan(config_path, API_TOKEN, 0) if part.name == "helpdesk")
+    process = start_bot(bot, f"http://127.0.0.1:{free_port()}/webhook")
+    chatroom_port = free_port()
+    chatroom = start_chatroom(stack, tmp_path / "state", chatroom_port, config_path)
+    person = Person(f"http://127.0.0.1:{chatroom_port}", tmp_path / "state")
+    try:
+        person.start()
+        started = time.monotonic()
+        person.say("I want to open an incident")
+        assert time.monotonic() - started < 6
+        assert person.texts("bot") == []
+        assert person.texts("notice") == [
+            "Helpdesk Assistant is not answering right now. Please try again in a moment."
+        ]
+        bot_url = config["handoff_hosts"]["helpdesk"]["url"]
+        tracker_url = f"{bot_url}/conversations/{person.conversation_id}/tracker"
+        events = requests.get(tracker_url, params={"token": API_TOKEN}, timeout=10).json()["events"]
+        assert [e for e in events if e["event"] == "user"] == [], "the message never reached the tracker"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        chatroom.kill()
+        chatroom.wait()
