@@ -209,6 +209,7 @@ def updates():
     except ValueError:
         raise ApiError(400, "'after' must be a message id.") from None
     connection = db.get_db()
+    tell_if_nobody_is_online(connection, conversation)
     tell_if_nobody_answers(connection, conversation)
     messages = db.list_messages(connection, conversation.id, after)
     stay = parlant.current_stay(connection, current_config(), conversation)
@@ -227,18 +228,52 @@ def updates():
         **state_json(conversation, messages),
         "live": stay is not None,
         "desk": desk_json(connection, *stay) if stay is not None else None,
+        "typing": typing_json(connection, stay[1]) if stay is not None else None,
     })
 
 
-# Operators seen by the console within this many seconds count as online.
+def typing_json(connection, stay: db.DeskSession) -> dict[str, Any] | None:
+    """Return who is typing a reply and until when (epoch s; seconds_left for the page's timer)."""
+    now = time.time()
+    typing = db.find_desk_typing(connection, stay.session_id, now)
+    if typing is None:
+        return None
+    return {**typing, "seconds_left": round(typing["until"] - now, 1)}
+
+
+# Operator presence lives in this process's memory ({name: (last seen, chosen state)}):
+# several chatroom processes would each keep their own, and a restart forgets it.
+# Operators seen by the console within this many seconds count as there (online or away).
 PRESENCE_SECONDS = 30.0
+ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 ESTIMATE_WINDOW = 7 * 86400
 
 
+def presence_table() -> dict[str, tuple[float, str]]:
+    return current_app.extensions.setdefault("desk_presence", {})
+
+
+def see_operator(name: str, state: str | None = None) -> None:
+    """Record that an operator's console is open; online unless they said away (or say so now)."""
+    table = presence_table()
+    if state is None:
+        state = table.get(name, (0.0, ONLINE))[1]
+    table[name] = (time.time(), state)
+
+
+def forget_operator(name: str) -> None:
+    """An operator logged out: offline at once."""
+    presence_table().pop(name, None)
+
+
+def operator_presence(name: str) -> str:
+    """Return "online", "away", or "offline" (not seen for PRESENCE_SECONDS)."""
+    seen, state = presence_table().get(name, (0.0, OFFLINE))
+    return state if time.time() - seen < PRESENCE_SECONDS else OFFLINE
+
+
 def operators_online() -> int:
-    now = time.time()
-    seen = current_app.extensions.get("desk_presence", {})
-    return sum(1 for at in list(seen.values()) if now - at < PRESENCE_SECONDS)
+    return sum(1 for name in list(presence_table()) if operator_presence(name) == ONLINE)
 
 
 def desk_json(connection, host: Host, stay: db.DeskSession) -> dict[str, Any]:
@@ -257,6 +292,21 @@ def desk_json(connection, host: Host, stay: db.DeskSession) -> dict[str, Any]:
         info["position"] = position
         info["estimated_wait_seconds"] = statistics.median(waits) * position if waits else None
     return info
+
+
+def tell_if_nobody_is_online(connection, conversation: db.Conversation) -> None:
+    """On arrival at a desk (the page's first poll), tell the person at once if no operator is online."""
+    found = parlant.current_stay(connection, current_config(), conversation)
+    if found is None:
+        return
+    host, stay = found
+    if stay.first_reply_at is not None or not db.mark_desk_notice(connection, stay.session_id, "arrival"):
+        return
+    if operators_online() == 0:
+        back_to = current_config().find_host(stay.from_host) or current_config().entry_host
+        db.add_message(connection, conversation.id, "notice", None, {
+            "text": parlant.NOBODY_ONLINE.format(title=host.title, back_to=back_to.title),
+        })
 
 
 def tell_if_nobody_answers(connection, conversation: db.Conversation) -> None:

@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS desk_event (
     message_id INTEGER NOT NULL REFERENCES message (id),
     PRIMARY KEY (session_id, event_offset)
 );
+-- Who is typing a reply in a stay, from the latest operator status event relayed (never transcript).
+CREATE TABLE IF NOT EXISTS desk_typing (
+    session_id TEXT PRIMARY KEY REFERENCES desk_session (session_id),
+    event_offset INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    until REAL NOT NULL
+);
+-- Notices the chatroom gives once per stay (say, "nobody is online" on arrival).
+CREATE TABLE IF NOT EXISTS desk_notice (
+    session_id TEXT NOT NULL REFERENCES desk_session (session_id),
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (session_id, kind)
+);
 """
 
 
@@ -297,17 +311,39 @@ def list_conversation_desk_sessions(db: sqlite3.Connection, conversation_id: str
 
 
 def store_desk_events(
-    db: sqlite3.Connection, desk: DeskSession, messages: list[tuple[int, dict]], next_offset: int
+    db: sqlite3.Connection, desk: DeskSession, messages: list[tuple[int, dict]], next_offset: int,
+    typing: tuple[int, str | None, float] | None = None,
 ) -> int:
     """Store relayed messages keyed by their Parlant offset, skipping any stored before.
 
     Returns how many were new. Two relays of the same events (two open pages, a
     restart in between) store each one once.
+
+    ``typing`` is the batch's last event that says who is typing: (offset, name,
+    until), with no name for one that ends it (a message, a "ready" status). It
+    is applied only by a relay that got at least as far as any before it, so a
+    slow relay never brings back a typing indicator a later message ended.
     """
     stored = 0
     now = time.time()
     with db:
         db.execute("BEGIN IMMEDIATE")
+        if typing is not None:
+            furthest = db.execute(
+                "SELECT next_offset FROM desk_session WHERE session_id = ?", (desk.session_id,)
+            ).fetchone()
+            if furthest is not None and next_offset >= furthest[0]:
+                offset, name, until = typing
+                db.execute(
+                    "DELETE FROM desk_typing WHERE session_id = ? AND event_offset < ?",
+                    (desk.session_id, offset),
+                )
+                if name:
+                    db.execute(
+                        "INSERT OR IGNORE INTO desk_typing (session_id, event_offset, name, until) "
+                        "VALUES (?, ?, ?, ?)",
+                        (desk.session_id, offset, name, until),
+                    )
         for offset, body in messages:
             seen = db.execute(
                 "SELECT 1 FROM desk_event WHERE session_id = ? AND event_offset = ?",
@@ -379,5 +415,22 @@ def mark_no_answer_told(db: sqlite3.Connection, session_id: str) -> bool:
     cursor = db.execute(
         "UPDATE desk_session SET no_answer_told_at = ? WHERE session_id = ? AND no_answer_told_at IS NULL",
         (time.time(), session_id),
+    )
+    return cursor.rowcount == 1
+
+
+def find_desk_typing(db: sqlite3.Connection, session_id: str, now: float) -> dict[str, Any] | None:
+    """Return who is typing in a stay and until when, or None if nobody is (or it has run out)."""
+    row = db.execute(
+        "SELECT name, until FROM desk_typing WHERE session_id = ? AND until > ?", (session_id, now)
+    ).fetchone()
+    return {"name": row["name"], "until": row["until"]} if row else None
+
+
+def mark_desk_notice(db: sqlite3.Connection, session_id: str, kind: str) -> bool:
+    """Record that a once-per-stay notice was decided on; False if it had been already."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO desk_notice (session_id, kind, at) VALUES (?, ?, ?)",
+        (session_id, kind, time.time()),
     )
     return cursor.rowcount == 1

@@ -31,7 +31,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import db, parlant
+from . import chat, db, parlant
 from .chat import ApiError, desk_client, host_json, leave_desk
 from .routing import turn_lock
 
@@ -41,6 +41,9 @@ bp = Blueprint("desk", __name__, url_prefix="/desk")
 OPERATOR_KEY = "operator"
 PUBLIC_ENDPOINTS = {"desk.login"}
 SEND_AS = ("operator", "assistant")
+PRESENCE_CHOICES = (chat.ONLINE, chat.AWAY)
+# The console sends a typing call at most every 2 s; calls closer together than this are not passed on.
+TYPING_MIN_INTERVAL = 1.0
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
 _UNKNOWN_OPERATOR_HASH = generate_password_hash("no such operator")
 
@@ -89,8 +92,8 @@ def require_operator():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if session.get(OPERATOR_KEY) in current_app.extensions["desk_operators"]:
-        # Presence for the person's page ("nobody is online"); this process's view only.
-        current_app.extensions.setdefault("desk_presence", {})[session[OPERATOR_KEY]] = time.time()
+        # Any console request keeps the operator there (online, or away if they chose it).
+        chat.see_operator(session[OPERATOR_KEY])
         return None
     if request.path.startswith("/desk/api/"):
         return jsonify(error="Log in as an operator first."), 401
@@ -127,8 +130,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Log the operator out."""
-    session.pop(OPERATOR_KEY, None)
+    """Log the operator out (offline at once)."""
+    name = session.pop(OPERATOR_KEY, None)
+    if name:
+        chat.forget_operator(name)
     return redirect(url_for("desk.login"))
 
 
@@ -136,8 +141,17 @@ def logout():
 def console():
     """Serve the console page."""
     return render_template(
-        "desk.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"]
+        "desk.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"],
+        presence=chat.operator_presence(operator()),
     )
+
+
+def operators_json() -> list[dict[str, Any]]:
+    """Return every configured operator and whether they are online, away or offline."""
+    return [
+        {"name": name, "state": chat.operator_presence(name)}
+        for name in sorted(current_app.extensions["desk_operators"])
+    ]
 
 
 def stay_json(stay: db.DeskSession, config: HandoffConfig, connection) -> dict[str, Any]:
@@ -172,8 +186,19 @@ def queue():
     return jsonify(
         now=time.time(),
         operator=operator(),
+        operators=operators_json(),
         conversations=[stay_json(stay, config, connection) for stay in stays],
     )
+
+
+@bp.post("/api/presence")
+def set_presence():
+    """Set this operator online or away (offline is not being seen for a while, or logging out)."""
+    state = read_body().get("state")
+    if state not in PRESENCE_CHOICES:
+        raise ApiError(400, f"'state' must be one of: {', '.join(PRESENCE_CHOICES)}.")
+    chat.see_operator(operator(), state)
+    return jsonify(state=state, operators=operators_json())
 
 
 def find_conversation(conversation_id: str) -> db.Conversation:
@@ -268,12 +293,45 @@ def send_message(conversation_id: str):
         else:
             client.create_human_agent_on_behalf_of_ai_agent_event(stay.session_id, text)
         db.take_desk_session(connection, stay.session_id, operator(), force=False)
+        # The message ends the typing indicator; the next keystroke may start it again at once.
+        current_app.extensions.get("desk_typing_sent", {}).pop((stay.session_id, operator()), None)
         # Into the transcript at once, so the console shows it without waiting for a poll.
         parlant.relay(connection, client, db.find_desk_session(connection, stay.session_id))
     except parlant.ParlantError as exc:
         logger.warning("conversation=%s send to %s failed: %s", conversation.id, host.id, exc)
         raise ApiError(502, f"{host.title} did not take the message; please send it again.") from None
     return jsonify(conversation_json(conversation, read_after()))
+
+
+@bp.post("/api/conversations/<conversation_id>/typing")
+def typing(conversation_id: str):
+    """Tell the person this operator is typing a reply (or, with "typing": false, stopped)."""
+    body = read_body()
+    send_as = body.get("as", "operator")
+    if send_as not in SEND_AS:
+        raise ApiError(400, f"'as' must be one of: {', '.join(SEND_AS)}.")
+    typing = body.get("typing", True)
+    if not isinstance(typing, bool):
+        raise ApiError(400, "'typing' must be true or false.")
+    conversation = find_conversation(conversation_id)
+    host, stay = open_stay(conversation)
+    name = operator() if send_as == "operator" else host.title
+    # One clock per operator and stay, in this process (see chat.PRESENCE_SECONDS about processes).
+    sent = current_app.extensions.setdefault("desk_typing_sent", {})
+    key = (stay.session_id, operator())
+    now = time.time()
+    if typing and now - sent.get(key, 0.0) < TYPING_MIN_INTERVAL:
+        return jsonify(typing=True, name=name, sent=False)
+    if len(sent) > 1000:
+        for old in [k for k, at in list(sent.items()) if now - at > 60]:
+            sent.pop(old, None)
+    sent[key] = now if typing else 0.0
+    try:
+        parlant.send_typing(desk_client(host), stay, name, send_as == "assistant", typing)
+    except parlant.ParlantError as exc:
+        logger.warning("conversation=%s typing to %s failed: %s", conversation.id, host.id, exc)
+        raise ApiError(502, f"{host.title} cannot be reached right now.") from None
+    return jsonify(typing=typing, name=name, sent=True)
 
 
 @bp.post("/api/conversations/<conversation_id>/take")

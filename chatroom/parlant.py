@@ -7,11 +7,18 @@ chatroom opens it in manual mode on arrival, posts the person's messages as
 reading them with ``list_events(min_offset, wait_for_data)``. Parlant's session
 is the source of truth for what the operators said; the chatroom keeps a copy
 so the page, a reload and the console read one transcript.
+
+While an operator types, the console has the chatroom post ``status`` events
+("typing", then "ready" if they stop) from the operator's source; they wake the
+same long poll, and the relay keeps only the latest as "who is typing" (never
+in the transcript).
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -27,11 +34,20 @@ HUMAN_AGENT = "human_agent"
 HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT = "human_agent_on_behalf_of_ai_agent"
 OPERATOR_SOURCES = (HUMAN_AGENT, HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT)
 MANUAL = "manual"
+TYPING = "typing"
+READY = "ready"
+# A "typing" status shows for this long unless another one follows (the console sends one every 2 s).
+TYPING_SECONDS = 5.0
 # Seconds on top of a long-poll's wait before the HTTP call itself gives up.
 WAIT_MARGIN = 5.0
 # What the person reads when a desk takes them (the operators' own words come later).
 CONNECTING = "Connecting you with our {title}… someone will answer here shortly."
 CLOSED = "{title} closed this conversation. Write again any time to reach them."
+NOBODY_ONLINE = (
+    "Nobody from {title} is online right now. Leave a message here: it stays in their queue "
+    "and they will answer here when they are back. Or go back to {back_to} with the "
+    "“Back to {back_to}” button."
+)
 NO_ANSWER = (
     "Nobody from {title} has answered yet. You can keep waiting, leave a message here "
     "for them to answer when they are back, or go back to {back_to}."
@@ -122,6 +138,13 @@ class Parlant:
 
     def create_custom_event(self, session_id: str, data: dict[str, Any]) -> dict[str, Any]:
         body = {"kind": "custom", "source": "system", "data": data}
+        return self._json("POST", f"/sessions/{session_id}/events", json=body)
+
+    def create_status_event(
+        self, session_id: str, status: str, source: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Post a status event ("typing", "ready") from an operator's source; Parlant never acts on it."""
+        body = {"kind": "status", "source": source, "status": status, "data": data}
         return self._json("POST", f"/sessions/{session_id}/events", json=body)
 
     def list_events(
@@ -231,22 +254,60 @@ def operator_message(event: dict[str, Any]) -> dict[str, Any] | None:
     return body
 
 
+def created_at(event: dict[str, Any], now: float) -> float:
+    """Return when Parlant created an event (epoch seconds), or ``now`` if it does not say."""
+    try:
+        return min(now, datetime.fromisoformat(str(event["creation_utc"])).timestamp())
+    except (KeyError, ValueError):
+        return now
+
+
+def typing_status(event: dict[str, Any], now: float) -> tuple[str | None, float] | None:
+    """Return (name, until) for an operator's status event, with no name if it ends typing.
+
+    None for any other event: Parlant's own statuses, customer events, custom events.
+    """
+    if event.get("kind") != "status" or event.get("source") not in OPERATOR_SOURCES:
+        return None
+    data = event.get("data") or {}
+    extra = data.get("data")
+    name = extra.get("name") if isinstance(extra, dict) else None
+    if data.get("status") != TYPING or not isinstance(name, str) or not name:
+        return None, 0.0
+    return name[:80], created_at(event, now) + TYPING_SECONDS
+
+
 def relay(connection: sqlite3.Connection, client: Parlant, stay: db.DeskSession, wait: int = 0) -> int:
     """Copy operator messages that are new in Parlant into the transcript; return how many.
 
     Reads from the first offset not yet relayed, so nothing is skipped, and
-    stores each event once, so nothing doubles, however many relays run.
+    stores each event once, so nothing doubles, however many relays run. An
+    operator's "typing" status (and the message or "ready" that ends it) wakes
+    the wait too and updates who is typing.
     """
     events = client.list_events(stay.session_id, min_offset=stay.next_offset, wait_for_data=wait)
     if not events:
         return 0
+    now = time.time()
     messages = []
-    for event in events:
+    typing = None
+    for event in sorted(events, key=lambda event: int(event["offset"])):
+        offset = int(event["offset"])
         body = operator_message(event)
         if body is not None:
-            messages.append((int(event["offset"]), body))
+            messages.append((offset, body))
+            typing = (offset, None, 0.0)
+        status = typing_status(event, now)
+        if status is not None:
+            typing = (offset, *status)
     next_offset = max(int(event["offset"]) for event in events) + 1
-    return db.store_desk_events(connection, stay, messages, next_offset)
+    return db.store_desk_events(connection, stay, messages, next_offset, typing)
+
+
+def send_typing(client: Parlant, stay: db.DeskSession, name: str, as_assistant: bool, typing: bool) -> None:
+    """Tell the session an operator is typing (or stopped), as themselves or as the assistant."""
+    source = HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT if as_assistant else HUMAN_AGENT
+    client.create_status_event(stay.session_id, TYPING if typing else READY, source, {"name": name})
 
 
 def end_stay(client: Parlant, stay: db.DeskSession, outcome: str, operator: str) -> None:

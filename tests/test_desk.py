@@ -649,3 +649,140 @@ def test_person_can_end_the_human_conversation_and_go_back(app, desk: Desk, bots
     assert queue(operator) == []
     assert desk.events(stay["session_id"])[-1]["data"]["outcome"] == "left:alpha"
     assert person.post("/api/desk/leave", json={}).status_code == 409
+
+
+def test_operator_typing_reaches_the_person_and_ends_with_the_message(app, desk: Desk, monkeypatch):
+    person, state = at_desk(app)
+    cursor = max(m["id"] for m in state["messages"])
+    person.get(f"/api/updates?after={cursor}")  # the page's first poll (arrival notices)
+    cursor = db_cursor(person)
+    operator = app.test_client()
+    log_in(operator)
+    (stay,) = queue(operator)
+    typing_url = f"/desk/api/conversations/{stay['conversation_id']}/typing"
+
+    assert operator.post(typing_url, json={"as": "operator"}).get_json()["sent"] is True
+    started = time.monotonic()
+    update = person.get(f"/api/updates?after={cursor}").get_json()
+    assert time.monotonic() - started < 1.5, "the typing status woke the long poll"
+    assert update["messages"] == []
+    assert update["typing"]["name"] == "alice"
+    assert 0 < update["typing"]["seconds_left"] <= 5
+    assert update["typing"]["until"] == pytest.approx(time.time() + update["typing"]["seconds_left"], abs=1)
+    # A second call within a second is not passed on to Parlant.
+    assert operator.post(typing_url, json={"as": "operator"}).get_json()["sent"] is False
+    assert [e["data"]["status"] for e in desk.events(stay["session_id"]) if e["kind"] == "status"
+            and e["source"] == "human_agent"] == ["typing"]
+
+    response = operator.post(f"/desk/api/conversations/{stay['conversation_id']}/messages",
+                             json={"text": "Here I am."})
+    assert response.status_code == 200
+    update = person.get(f"/api/updates?after={cursor}").get_json()
+    assert [(m["text"], m.get("sender")) for m in update["messages"]] == [("Here I am.", "alice")]
+    assert update["typing"] is None
+    # Typing is never part of the transcript.
+    full = person.post("/api/conversation").get_json()["messages"]
+    assert not any("typing" in (m.get("text") or "") for m in full)
+
+    # As the assistant: the desk's title; it runs out about 5 s after the last call.
+    cursor = db_cursor(person)
+    operator.post(typing_url, json={"as": "assistant"})
+    update = person.get(f"/api/updates?after={cursor}").get_json()
+    assert update["typing"]["name"] == "Support team" and update["messages"] == []
+    app.config["DESK_WAIT"] = 0
+    later = time.time() + 6
+    monkeypatch.setattr("chatroom.chat.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"] is None
+
+
+def test_typing_stops_when_the_operator_empties_the_draft(app, desk: Desk):
+    person, _ = at_desk(app)
+    app.config["DESK_WAIT"] = 0
+    person.get("/api/updates?after=0")
+    cursor = db_cursor(person)
+    operator = app.test_client()
+    log_in(operator)
+    (stay,) = queue(operator)
+    typing_url = f"/desk/api/conversations/{stay['conversation_id']}/typing"
+    operator.post(typing_url, json={})
+    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"]["name"] == "alice"
+    assert operator.post(typing_url, json={"typing": False}).get_json()["sent"] is True
+    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"] is None
+    assert operator.post(typing_url, json={"as": "robot"}).status_code == 400
+
+
+def db_cursor(person) -> int:
+    return max(m["id"] for m in person.post("/api/conversation").get_json()["messages"])
+
+
+def test_operator_presence_is_online_away_or_offline(app, desk: Desk, monkeypatch):
+    clock = [time.time()]
+    monkeypatch.setattr("chatroom.chat.time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+    person, _ = at_desk(app)
+    app.config["DESK_WAIT"] = 0
+
+    def states(client) -> dict[str, str]:
+        response = client.get("/desk/api/queue")
+        assert response.status_code == 200
+        return {entry["name"]: entry["state"] for entry in response.get_json()["operators"]}
+
+    def online() -> int:
+        return person.get("/api/updates?after=0").get_json()["desk"]["operators_online"]
+
+    alice, bob = app.test_client(), app.test_client()
+    log_in(alice)
+    assert states(alice) == {"alice": "online", "bob": "offline"}, "bob never opened the console"
+    assert online() == 1
+    log_in(bob, "bob", "pw with spaces")
+    assert states(bob) == {"alice": "online", "bob": "online"}
+    assert online() == 2
+
+    response = bob.post("/desk/api/presence", json={"state": "away"})
+    assert response.status_code == 200
+    assert {e["name"]: e["state"] for e in response.get_json()["operators"]}["bob"] == "away"
+    assert states(bob)["bob"] == "away", "a console request keeps the chosen state"
+    assert online() == 1
+
+    clock[0] += 31  # bob's console goes quiet; alice's keeps asking
+    assert states(alice) == {"alice": "online", "bob": "offline"}
+    assert online() == 1
+    alice.post("/desk/api/presence", json={"state": "away"})
+    assert online() == 0
+    alice.post("/desk/api/presence", json={"state": "online"})
+    assert online() == 1
+    alice.post("/desk/logout")
+    assert online() == 0, "logging out is offline at once"
+    assert bob.post("/desk/api/presence", json={"state": "asleep"}).status_code == 400
+
+
+def test_arrival_with_nobody_online_tells_the_person_at_once(app, desk: Desk):
+    person, state = at_desk(app)
+    cursor = max(m["id"] for m in state["messages"])
+    started = time.monotonic()
+    update = person.get(f"/api/updates?after={cursor}").get_json()
+    assert time.monotonic() - started < 1.5, "no waiting for the long poll"
+    notice = (
+        "Nobody from Support team is online right now. Leave a message here: it stays in their queue "
+        "and they will answer here when they are back. Or go back to Alpha Bot with the "
+        "“Back to Alpha Bot” button."
+    )
+    assert texts(update["messages"], "notice") == [notice]
+    assert update["desk"]["operators_online"] == 0 and update["desk"]["back_to"]["title"] == "Alpha Bot"
+    # Once per stay; the message the person leaves stays in the queue as a customer event.
+    say(person, "please call me back")
+    app.config["DESK_WAIT"] = 0
+    again = person.get("/api/updates?after=0").get_json()
+    assert texts(again["messages"], "notice").count(notice) == 1
+    operator = app.test_client()
+    log_in(operator)
+    (stay,) = queue(operator)
+    assert stay["last_text"] == "please call me back" and stay["status"] == "waiting"
+    assert [e["data"]["message"] for e in desk.events(stay["session_id"]) if e["kind"] == "message"] == [
+        "please call me back"
+    ]
+
+    # With an operator online, arriving says nothing of the kind.
+    other, state = at_desk(app, "second person")
+    update = other.get(f"/api/updates?after={max(m['id'] for m in state['messages'])}").get_json()
+    assert notice not in texts(update["messages"], "notice")
+    assert update["desk"]["operators_online"] == 1

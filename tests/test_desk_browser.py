@@ -1,4 +1,4 @@
-"""A person and an operator, each in headless Chromium: a message each way, then a hand-back."""
+"""A person and an operator, each in headless Chromium: presence, typing, a message each way, a hand-back."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def test_person_and_operator_talk_and_the_operator_hands_back(browser: Browser, 
     expect(person.locator("#host-title")).to_have_text("Alpha Bot")
     send(person, f"{ASK_FOR_HUMAN}my card is blocked")
     expect(person.locator("#host-title")).to_have_text("Support team")
+    # Nobody has the console open yet: the person is told at once, with the way back.
+    notice = person.locator(".message-notice").last
+    expect(notice).to_contain_text("Nobody from Support team is online right now")
+    expect(person.locator("#leave-desk")).to_have_text("Back to Alpha Bot")
 
     operator = browser.new_context().new_page()
     operator.goto(f"{chatroom_url}/desk")
@@ -62,17 +66,29 @@ def test_person_and_operator_talk_and_the_operator_hands_back(browser: Browser, 
     operator.click("button[type=submit]")
     entry = operator.locator(".queue-open", has_text="my card is blocked")
     expect(entry).to_contain_text("Alpha Bot")
+    expect(operator.locator('.operator[data-operator="alice"] .operator-state')).to_have_text("online")
+    expect(operator.locator('.operator[data-operator="bob"] .operator-state')).to_have_text("offline")
+    expect(person.locator("#desk-info")).to_contain_text("Support team is online.")
+    operator.select_option("#presence", "away")
+    expect(operator.locator('.operator[data-operator="alice"] .operator-state')).to_have_text("away")
+    expect(person.locator("#desk-info")).to_contain_text("Nobody from Support team is online right now.")
+    operator.select_option("#presence", "online")
+    expect(operator.locator('.operator[data-operator="alice"] .operator-state')).to_have_text("online")
     entry.click()
     expect(operator.locator("#transcript")).to_contain_text("Let me find you a person.")
 
     send(person, "is anybody there?")
     expect(operator.locator(".line-user").last).to_have_text("Personis anybody there?")
 
-    operator.fill("#reply-input", "Hi, this is Alice. <b>Let me look.</b>")
+    expect(person.locator("#typing")).to_be_hidden()
+    operator.locator("#reply-input").press_sequentially("Hi, this is Alice. ", delay=20)
+    expect(person.locator("#typing")).to_have_text("alice is typing…")
+    operator.locator("#reply-input").press_sequentially("<b>Let me look.</b>", delay=20)
     operator.press("#reply-input", "Enter")
     reply = person.locator(".message-bot").last
     expect(reply.locator(".message-text")).to_have_text("Hi, this is Alice. <b>Let me look.</b>")
     expect(reply.locator(".message-sender")).to_have_text("alice")
+    expect(person.locator("#typing")).to_be_hidden()
 
     operator.select_option("#hand-back-host", "beta")
     operator.click("#hand-back-button")

@@ -43,6 +43,7 @@
         applyState(state);
         advance(state);
         view.showDesk(state.desk);
+        view.showTyping(state.typing);
         if (state.messages.length) view.showStatus("");
         if (!state.live) break;
       }
@@ -75,6 +76,7 @@
 
   document.getElementById("leave-desk").addEventListener("click", () => {
     view.showDesk(null);
+    view.showTyping(null);
     run(api.leaveDesk);
   });
 

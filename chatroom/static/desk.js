@@ -5,6 +5,8 @@
 (() => {
   const QUEUE_REFRESH_MS = 3000;
   const RETRY_MS = 3000;
+  // While the operator types, the person is told at most this often (each lasts about 5 s there).
+  const TYPING_EVERY_MS = 2000;
 
   const queueList = document.getElementById("queue-list");
   const queueEmpty = document.getElementById("queue-empty");
@@ -21,9 +23,13 @@
   const handBackHost = document.getElementById("hand-back-host");
   const handBackButton = document.getElementById("hand-back-button");
   const closeButton = document.getElementById("close-button");
+  const presenceChoice = document.getElementById("presence");
+  const operatorList = document.getElementById("operator-list");
 
   // The open conversation; a new one replaces it, and the old poll notices and stops.
   let current = null;
+  // When the person was last told this operator is typing in the open conversation (0: not since).
+  let typingSentAt = 0;
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -90,9 +96,23 @@
     }
   }
 
+  // Every operator and whether they are online, away or offline (not seen for 30 s).
+  function renderOperators(operators) {
+    operatorList.replaceChildren();
+    for (const person of operators || []) {
+      const item = element("li", "operator");
+      item.dataset.operator = person.name;
+      item.appendChild(element("span", "operator-name", person.name));
+      item.appendChild(element("span", `operator-state ${person.state}`, person.state));
+      operatorList.appendChild(item);
+    }
+  }
+
   async function refreshQueue() {
     try {
-      renderQueue(await call("GET", "/desk/api/queue"));
+      const data = await call("GET", "/desk/api/queue");
+      renderQueue(data);
+      renderOperators(data.operators);
     } catch (error) {
       queueEmpty.hidden = false;
       queueEmpty.textContent = error.message;
@@ -178,6 +198,7 @@
 
   async function openConversation(conversationId) {
     current = { id: conversationId, cursor: 0, live: false };
+    typingSentAt = 0;
     const conversation = current;
     panel.hidden = false;
     transcript.replaceChildren();
@@ -209,13 +230,43 @@
     }
   }
 
+  // Tells the person someone is typing: at most every TYPING_EVERY_MS, and once more when the draft is emptied.
+  function sendTyping(typing) {
+    if (!current || !current.live) return;
+    call("POST", `/desk/api/conversations/${encodeURIComponent(current.id)}/typing`, { as: replyAs.value, typing })
+      .catch(() => {});  // Only a hint: a lost one is not worth an error line.
+  }
+
+  replyInput.addEventListener("input", () => {
+    const now = Date.now();
+    if (replyInput.value.trim()) {
+      if (now - typingSentAt < TYPING_EVERY_MS) return;
+      typingSentAt = now;
+      sendTyping(true);
+    } else if (typingSentAt) {
+      typingSentAt = 0;
+      sendTyping(false);
+    }
+  });
+
   replyForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = replyInput.value.trim();
     if (!text) return;
     // Keep the draft until the desk has it, so a failed send loses nothing.
-    if (await act("messages", { text, as: replyAs.value })) replyInput.value = "";
+    if (await act("messages", { text, as: replyAs.value })) {
+      replyInput.value = "";
+      typingSentAt = 0;  // The message ended the indicator on the person's page.
+    }
     replyInput.focus();
+  });
+
+  presenceChoice.addEventListener("change", async () => {
+    try {
+      renderOperators((await call("POST", "/desk/api/presence", { state: presenceChoice.value })).operators);
+    } catch (error) {
+      showStatus(error.message);
+    }
   });
   takeButton.addEventListener("click", () => act("take", {}));
   handBackButton.addEventListener("click", () => act("hand-back", { host_id: handBackHost.value }));

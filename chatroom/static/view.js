@@ -8,6 +8,8 @@ const view = (() => {
   const deskBar = document.getElementById("desk-bar");
   const deskInfo = document.getElementById("desk-info");
   const leaveButton = document.getElementById("leave-desk");
+  const typingLine = document.getElementById("typing");
+  let typingTimer = null;
   // Only http(s) addresses become links, never javascript:, data: or anything else.
   const WEB_ADDRESS = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)]/gi;
 
@@ -117,12 +119,28 @@ const view = (() => {
     deskBar.hidden = !desk;
     if (!desk) return;
     const parts = [];
-    if (desk.waiting && desk.operators_online === 0) parts.push(`Nobody from ${desk.title} is online right now; leave a message and they will answer here.`);
+    if (desk.operators_online === 0) {
+      parts.push(`Nobody from ${desk.title} is online right now. Leave a message: it stays in their queue and they will answer here. Or go back to ${desk.back_to.title}.`);
+    } else if (desk.operators_online > 0) {
+      parts.push(`${desk.title} is online.`);
+    }
     if (desk.waiting && desk.position) parts.push(`You are number ${desk.position} in the queue.`);
     if (desk.waiting && desk.estimated_wait_seconds) parts.push(`Estimated wait: about ${minutes(desk.estimated_wait_seconds)} min.`);
     deskInfo.textContent = parts.join(" ");
     leaveButton.textContent = `Back to ${desk.back_to.title}`;
   }
 
-  return { appendMessages, disableAllButtons, showDesk, showHost, showStatus };
+  // "<name> is typing…" while an operator writes; gone when their message comes or the time runs out.
+  function showTyping(typing) {
+    clearTimeout(typingTimer);
+    typingLine.hidden = !typing;
+    if (!typing) {
+      typingLine.textContent = "";
+      return;
+    }
+    typingLine.textContent = `${typing.name} is typing…`;
+    typingTimer = setTimeout(() => showTyping(null), Math.max(0, Number(typing.seconds_left) || 0) * 1000);
+  }
+
+  return { appendMessages, disableAllButtons, showDesk, showHost, showStatus, showTyping };
 })();
