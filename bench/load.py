@@ -1,13 +1,17 @@
 """Many people at once: each holds a 10-turn conversation with one handoff and back.
 
-Run: .venv/bin/python -m bench.load [--people 100]
-Afterwards every bot's tracker is read back and compared with what each person
-sent while talking to it: messages lost, misrouted or out of order must all be 0.
+Run: .venv/bin/python -m bench.load [--people 100] [--think 3-8]
+Each simulated person waits a random "thinking" time between turns (seconds,
+uniform in the --think range; 0 sends back to back). Afterwards every bot's
+tracker is read back and compared with what each person sent while talking to
+it: messages lost, misrouted or out of order must all be 0, and so must turns
+answered "not answering right now" (a reply that came too late is a lost reply).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,12 +28,14 @@ class Outcome:
     conversation_id: str = ""
     turn_times: list[float] = field(default_factory=list)
     expected: dict[str, list[str]] = field(default_factory=dict)
+    unavailable: int = 0
     error: str = ""
 
 
-def converse(stack: Stack, index: int) -> Outcome:
+def converse(stack: Stack, index: int, think: tuple[float, float]) -> Outcome:
     """Hold one scripted conversation and record what each bot should have received."""
     outcome = Outcome()
+    pause = random.Random(index)
     person = stack.person()
     helpdesk, financial = stack.hosts["helpdesk"], stack.hosts["financial"]
     script = [
@@ -53,9 +59,13 @@ def converse(stack: Stack, index: int) -> Outcome:
     try:
         person.start()
         for kind, text, _host in script:
+            time.sleep(pause.uniform(*think))
             started = time.perf_counter()
             person.say(text) if kind == "say" else person.press(text)
             outcome.turn_times.append(time.perf_counter() - started)
+            outcome.unavailable += sum(
+                "not answering" in t or "unavailable" in t for t in person.texts("notice")
+            )
         outcome.conversation_id = person.conversation_id
         outcome.expected = expected
     except Exception as exc:  # a failed person is counted, not fatal to the run
@@ -80,11 +90,16 @@ def check(stack: Stack, outcome: Outcome) -> tuple[int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100, help="simultaneous people (default 100)")
+    parser.add_argument(
+        "--think", default="3-8", help="seconds a person takes between turns, e.g. 3-8 (default) or 0"
+    )
     args = parser.parse_args()
+    low, _, high = args.think.partition("-")
+    think = (float(low), float(high or low))
     with temporary_stack() as stack:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.people) as pool:
-            outcomes = list(pool.map(lambda i: converse(stack, i), range(args.people)))
+            outcomes = list(pool.map(lambda i: converse(stack, i, think), range(args.people)))
         elapsed = time.perf_counter() - started
         failed = [o for o in outcomes if o.error]
         totals = [0, 0, 0]
@@ -93,15 +108,17 @@ def main() -> None:
                 for i, value in enumerate(check(stack, outcome)):
                     totals[i] += value
     turns = [t for o in outcomes for t in o.turn_times]
-    print(f"people {args.people}, turns {len(turns)}, wall time {elapsed:.1f} s")
+    unavailable = sum(o.unavailable for o in outcomes)
+    print(f"people {args.people}, think time {args.think} s, turns {len(turns)}, wall time {elapsed:.1f} s")
     print(f"throughput   : {len(turns) / elapsed:.1f} turns/s")
     print(f"turn latency : {summary_ms(turns)}")
-    print(f"failed people: {len(failed)}")
-    print(f"lost {totals[0]}   misrouted {totals[1]}   out of order {totals[2]}")
+    print(f"people who could not finish: {len(failed)}")
+    print(f"lost {totals[0]}   misrouted {totals[1]}   out of order {totals[2]}   "
+          f"turns answered 'unavailable' {unavailable}")
     for outcome in failed[:5]:
         print(" ", outcome.error)
-    print(json.dumps({"people": args.people, "lost": totals[0], "misrouted": totals[1],
-                      "out_of_order": totals[2], "failed": len(failed)}))
+    print(json.dumps({"people": args.people, "think": args.think, "lost": totals[0], "misrouted": totals[1],
+                      "out_of_order": totals[2], "unavailable": unavailable, "failed": len(failed)}))
 
 
 if __name__ == "__main__":

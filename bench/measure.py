@@ -1,6 +1,7 @@
 """Small helpers the benchmarks share: percentiles, a temporary stack, memory of a process tree."""
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ def summary_ms(values: list[float]) -> str:
 @contextmanager
 def temporary_stack() -> Iterator[Stack]:
     """Start the two bots and the chatroom on free ports in a throw-away folder."""
+    # A benchmark sends far more than a person would; the rate limits would measure themselves.
+    os.environ.setdefault("CHATROOM_RATE_PER_CONVERSATION", "0")
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as root:
         with running_stack(default_config(), Path(root)) as stack:
             yield stack
