@@ -1,7 +1,8 @@
-"""Start-up time of the whole stack to "ready", and its memory at and after start.
+"""Start-up time of the whole stack to "ready", and its memory after the first turn.
 
 Run: .venv/bin/python -m bench.startup [--runs 3]
-Assumes `make install train` has run (what `make run` does first).
+The stack is what `make run` starts (both bots, their action servers, the desk,
+the chatroom), on free ports. Assumes `make install train` has run.
 """
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import time
 from pathlib import Path
 
 from bench.measure import tree_rss_mib
-from tests.stack import default_config, running_stack
+from tests.stack import default_config, free_port, running_stack
+
+
+def full_config() -> dict:
+    """Return the bots' config plus a human desk, as in handoff_config.yml."""
+    config = default_config()
+    desk_port = free_port(also_free_at=18)  # Parlant's tool port sits 18 above
+    config["handoff_hosts"]["human"] = {
+        "title": "Support team", "url": f"http://localhost:{desk_port}", "kind": "parlant",
+    }
+    return config
 
 
 def main() -> None:
@@ -23,7 +34,7 @@ def main() -> None:
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="handoff-bench-") as root:
             started = time.perf_counter()
-            with running_stack(default_config(), Path(root)) as stack:
+            with running_stack(full_config(), Path(root)) as stack:
                 times.append(time.perf_counter() - started)
                 person = stack.person()
                 person.start()
