@@ -116,6 +116,18 @@ def start_conversation():
     return jsonify(state_json(conversation, db.list_messages(db.get_db(), conversation.id)))
 
 
+def read_text(body: dict[str, Any]) -> str:
+    """Return the stripped 'text' of a request body, refusing empty or overlong text (400)."""
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "Type a message first.")
+    text = text.strip()
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if len(text) > limit:
+        raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    return text
+
+
 def read_turn(conversation: db.Conversation) -> tuple[str, str]:
     """Return (text shown in the transcript, text sent to the host) from the request body."""
     body = request.get_json(silent=True)
@@ -127,13 +139,7 @@ def read_turn(conversation: db.Conversation) -> tuple[str, str]:
         raise ApiError(403, "That conversation is not yours.")
     if "button" in body:
         return read_button(conversation, body["button"])
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "Type a message first.")
-    text = text.strip()
-    limit = current_app.config["MAX_MESSAGE_CHARS"]
-    if len(text) > limit:
-        raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    text = read_text(body)
     if is_command(text):
         raise ApiError(400, "Messages can't start with “/”; please type it without the slash.")
     return text, text

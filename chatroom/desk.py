@@ -32,7 +32,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from handoff.config import HandoffConfig, Host, current_config
 
 from . import chat, db, parlant
-from .chat import ApiError, desk_client, host_json, leave_desk
+from .chat import ApiError, desk_client, host_json, leave_desk, read_text
 from .routing import turn_lock
 
 logger = logging.getLogger(__name__)
@@ -273,13 +273,7 @@ def conversation_view(conversation_id: str):
 def send_message(conversation_id: str):
     """Send the person a message, as the operator (by name) or as the assistant."""
     body = read_body()
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "Type a message first.")
-    text = text.strip()
-    limit = current_app.config["MAX_MESSAGE_CHARS"]
-    if len(text) > limit:
-        raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    text = read_text(body)
     send_as = body.get("as", "operator")
     if send_as not in SEND_AS:
         raise ApiError(400, f"'as' must be one of: {', '.join(SEND_AS)}.")

@@ -39,8 +39,8 @@ def start_bot(part, action_server_url: str) -> subprocess.Popen:
     pytest.fail("the helpdesk bot did not start")
 
 
-def test_bot_killed_between_turns_keeps_its_slots(stack: Stack, tmp_path, monkeypatch):
-    # A private helpdesk bot and chatroom; the stack's action server does the form's work.
+def private_helpdesk(stack: Stack, tmp_path, monkeypatch):
+    """Plan a helpdesk bot of the test's own (port, tracker store) and a chatroom config naming it."""
     (tmp_path / "state").mkdir()
     monkeypatch.setenv("HANDOFF_STATE_DIR", str(tmp_path / "state"))
     config = stack.config()
@@ -48,14 +48,22 @@ def test_bot_killed_between_turns_keeps_its_slots(stack: Stack, tmp_path, monkey
     config_path = tmp_path / "handoff_config.yml"
     config_path.write_text(yaml.safe_dump(config))
     bot = next(part for part in plan(config_path, API_TOKEN, 0) if part.name == "helpdesk")
+    return bot, config_path, config["handoff_hosts"]["helpdesk"]["url"]
+
+
+def private_chatroom(stack: Stack, tmp_path, config_path) -> tuple[subprocess.Popen, Person]:
+    port = free_port()
+    chatroom = start_chatroom(stack, tmp_path / "state", port, config_path)
+    return chatroom, Person(f"http://127.0.0.1:{port}", tmp_path / "state")
+
+
+def test_bot_killed_between_turns_keeps_its_slots(stack: Stack, tmp_path, monkeypatch):
+    bot, config_path, bot_url = private_helpdesk(stack, tmp_path, monkeypatch)
+    # The stack's action server does the form's work for the private bot.
     stack_actions = urlsplit(stack.hosts["helpdesk"]).port + ACTION_PORT_OFFSET
     action_server = f"http://127.0.0.1:{stack_actions}/webhook"
-    bot_url = config["handoff_hosts"]["helpdesk"]["url"]
-
     process = start_bot(bot, action_server)
-    chatroom_port = free_port()
-    chatroom = start_chatroom(stack, tmp_path / "state", chatroom_port, config_path)
-    person = Person(f"http://127.0.0.1:{chatroom_port}", tmp_path / "state")
+    chatroom, person = private_chatroom(stack, tmp_path, config_path)
     try:
         person.start()
         person.say("I want to open an incident")
@@ -88,17 +96,9 @@ def test_bot_killed_between_turns_keeps_its_slots(stack: Stack, tmp_path, monkey
 
 
 def test_bot_whose_action_server_is_down_is_reported_unavailable(stack: Stack, tmp_path, monkeypatch):
-    (tmp_path / "state").mkdir()
-    monkeypatch.setenv("HANDOFF_STATE_DIR", str(tmp_path / "state"))
-    config = stack.config()
-    config["handoff_hosts"]["helpdesk"]["url"] = f"http://localhost:{free_port()}"
-    config_path = tmp_path / "handoff_config.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    bot = next(part for part in plan(config_path, API_TOKEN, 0) if part.name == "helpdesk")
+    bot, config_path, bot_url = private_helpdesk(stack, tmp_path, monkeypatch)
     process = start_bot(bot, f"http://127.0.0.1:{free_port()}/webhook")
-    chatroom_port = free_port()
-    chatroom = start_chatroom(stack, tmp_path / "state", chatroom_port, config_path)
-    person = Person(f"http://127.0.0.1:{chatroom_port}", tmp_path / "state")
+    chatroom, person = private_chatroom(stack, tmp_path, config_path)
     try:
         person.start()
         started = time.monotonic()
@@ -108,7 +108,6 @@ def test_bot_whose_action_server_is_down_is_reported_unavailable(stack: Stack, t
         assert person.texts("notice") == [
             "Helpdesk Assistant is not answering right now. Please try again in a moment."
         ]
-        bot_url = config["handoff_hosts"]["helpdesk"]["url"]
         tracker_url = f"{bot_url}/conversations/{person.conversation_id}/tracker"
         events = requests.get(tracker_url, params={"token": API_TOKEN}, timeout=10).json()["events"]
         assert [e for e in events if e["event"] == "user"] == [], "the message never reached the tracker"
