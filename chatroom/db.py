@@ -168,14 +168,6 @@ def switch_host(
     return Conversation(conversation.id, to_host)
 
 
-def list_switches(db: sqlite3.Connection, conversation_id: str) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT from_host, to_host, reason, at FROM switch WHERE conversation_id = ? ORDER BY id",
-        (conversation_id,),
-    ).fetchall()
-    return [dict(row) for row in rows]
-
-
 def add_message(
     db: sqlite3.Connection, conversation_id: str, role: str, host_id: str | None, body: dict
 ) -> Message:
