@@ -7,11 +7,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from handoff.config import current_config, state_dir
 
 from .limits import RateLimiter
+from .web import ApiError
 
 
 def persistent_secret(path: Path) -> str:
@@ -39,6 +41,21 @@ def add_security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response
+
+
+def is_api(path: str) -> bool:
+    return path.startswith(("/api/", "/desk/api/"))
+
+
+def handle_api_error(exc: ApiError):
+    return jsonify(error=exc.message), exc.status, exc.headers
+
+
+def handle_http_error(exc: HTTPException):
+    # JSON for the APIs, plain pages elsewhere; never a stack trace.
+    if is_api(request.path):
+        return jsonify(error=exc.description), exc.code
+    return exc
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -81,17 +98,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 
-    from . import chat, db, desk
+    from . import console, person, store
 
     window = float(app.config["RATE_WINDOW"])
     app.extensions["rate_limits"] = {
         "conversation": RateLimiter(int(app.config["RATE_PER_CONVERSATION"]), window),
         "client": RateLimiter(int(app.config["RATE_PER_CLIENT"]), window),
     }
-    db.init_app(app)
-    app.register_blueprint(chat.bp)
-    desk.init_app(app)
-    app.register_blueprint(desk.bp)
+    store.init_app(app)
+    app.register_blueprint(person.bp)
+    console.init_app(app)
+    app.register_blueprint(console.bp)
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_error)
     app.after_request(add_security_headers)
     logging.getLogger("chatroom").setLevel(logging.INFO)
     return app

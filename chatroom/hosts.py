@@ -1,16 +1,21 @@
-"""Adapters that deliver a person's message to a host and return its replies."""
+"""Adapters that deliver a person's message to a host and return its replies.
+
+Each adapter is told where a person comes from when they arrive (``arrive``)
+and otherwise just passes their messages on (``send``).
+"""
 from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 from handoff.config import Host, current_config
-from handoff.payload import REASON
+from handoff.payload import REASON, arrival_message
 
-from . import db, parlant
+from . import parlant_client, stays, store
+from .web import http_session
 
 logger = logging.getLogger(__name__)
 
@@ -19,23 +24,27 @@ class HostUnavailable(Exception):
     """The host did not answer usably: down, slow, an error status or no reply."""
 
 
+class Adapter(Protocol):
+    def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]: ...
+
+    def arrive(
+        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]: ...
+
+
 class RasaHost:
     """A host speaking Rasa's REST channel: POST {url}/webhooks/rest/webhook."""
 
-    def __init__(self, host: Host, timeout: float, session: requests.Session) -> None:
+    def __init__(self, host: Host, http: requests.Session) -> None:
         self.host = host
-        self.timeout = timeout
-        self.session = session
+        self.http = http
 
-    def send(self, sender: str, text: str, handoff: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Send one message and return the host's replies.
-
-        ``handoff`` is unused: a Rasa bot learns where the person came from in the arrival message.
-        """
+    def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
+        """Send one message and return the host's replies."""
         url = f"{self.host.url}/webhooks/rest/webhook"
         try:
-            response = self.session.post(
-                url, json={"sender": sender, "message": text}, timeout=self.timeout
+            response = self.http.post(
+                url, json={"sender": conversation_id, "message": text}, timeout=timeout
             )
         except requests.RequestException as exc:
             raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
@@ -51,55 +60,68 @@ class RasaHost:
             raise HostUnavailable(f"{self.host.id} at {url}: empty reply")
         return replies
 
+    def arrive(
+        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Tell the bot where the person comes from; it greets them (or welcomes them back)."""
+        return self.send(conversation_id, arrival_message(from_host.url), timeout)
+
 
 class ParlantHost:
-    """A human desk: a Parlant server whose sessions are in manual mode (see chatroom/parlant.py).
+    """A human desk: a Parlant server whose sessions are in manual mode (see stays.py).
 
     Operators answer later, through the console; their messages reach the
     person through the relay, so a turn here returns only what the chatroom says.
     """
 
-    def __init__(self, host: Host, client: parlant.Parlant, connection: sqlite3.Connection) -> None:
+    def __init__(self, host: Host, client: parlant_client.Parlant, connection: sqlite3.Connection) -> None:
         self.host = host
         self.client = client
         self.db = connection
 
-    def send(self, sender: str, text: str, handoff: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Open a session on arrival, else post the person's message as a customer event."""
+    def arrive(
+        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Open a stay: a session holding the transcript, where the person came from and why."""
+        reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
+        self._open_stay(conversation_id, from_host, reason, timeout)
+        return [{"text": stays.CONNECTING.format(title=self.host.title)}]
+
+    def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
+        """Post the person's message as a customer event, opening a new stay if the last one closed."""
+        stay = store.find_open_stay(self.db, conversation_id)
+        replies = []
+        if stay is None or stay.host_id != self.host.id:
+            # The stay was closed and the person writes again: back into the queue, naming
+            # the host they came from the first time.
+            earlier = store.list_conversation_stays(self.db, conversation_id)
+            from_host = current_config().find_host(earlier[-1].from_host) if earlier else None
+            stay = self._open_stay(conversation_id, from_host, stays.WROTE_AGAIN, timeout)
+            replies = [{"text": stays.CONNECTING.format(title=self.host.title)}]
+        self._call(self.client.create_customer_event, stay.session_id, text, timeout=timeout)
+        return replies
+
+    def _open_stay(
+        self, conversation_id: str, from_host: Host | None, reason: str | None, timeout: float
+    ) -> store.Stay:
+        conversation = store.find_conversation(self.db, conversation_id)
+        return self._call(
+            stays.open_stay, self.db, self.client, current_config(), self.host, conversation,
+            from_host, reason, timeout=timeout,
+        )
+
+    def _call(self, function, *args: Any, timeout: float) -> Any:
+        self.client.timeout = timeout
         try:
-            if handoff is not None:
-                reason = handoff.get(REASON) if isinstance(handoff.get(REASON), str) else None
-                self.open_stay(sender, reason)
-                return [{"text": parlant.CONNECTING.format(title=self.host.title)}]
-            stay = db.find_open_desk_session(self.db, sender)
-            replies = []
-            if stay is None or stay.host_id != self.host.id:
-                # The stay was closed and the person writes again: back into the queue.
-                stay = self.open_stay(sender, parlant.WROTE_AGAIN)
-                replies = [{"text": parlant.CONNECTING.format(title=self.host.title)}]
-            self.client.create_customer_event(stay.session_id, text)
-            return replies
-        except parlant.ParlantError as exc:
+            return function(*args)
+        except parlant_client.ParlantError as exc:
             raise HostUnavailable(f"{self.host.id}: {exc}") from None
 
-    def open_stay(self, conversation_id: str, reason: str | None) -> db.DeskSession:
-        config = current_config()
-        conversation = db.find_conversation(self.db, conversation_id)
-        from_host = config.find_host(conversation.host_id)
-        if from_host is None or from_host.id == self.host.id:
-            # Already at the desk (a stay that was closed): name the host the person came from then.
-            stays = db.list_conversation_desk_sessions(self.db, conversation_id)
-            from_host = config.find_host(stays[-1].from_host) if stays else None
-        return parlant.open_stay(self.db, self.client, config, self.host, conversation, from_host, reason)
 
-
-def adapter_for(
-    host: Host, timeout: float, session: requests.Session,
-    connection: sqlite3.Connection | None = None, desk_token: str = "",
-) -> RasaHost | ParlantHost:
+def adapter_for(host: Host, connection: sqlite3.Connection) -> Adapter:
     """Return the adapter that talks to this host."""
     if host.kind == "rasa":
-        return RasaHost(host, timeout, session)
-    if host.kind == "parlant" and connection is not None:
-        return ParlantHost(host, parlant.client_for(host, desk_token, session, timeout), connection)
+        return RasaHost(host, http_session())
+    if host.kind == "parlant":
+        return ParlantHost(host, stays.desk_client(host), connection)
     raise HostUnavailable(f"{host.id}: kind '{host.kind}' is not served by this chatroom yet")

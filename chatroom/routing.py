@@ -1,4 +1,4 @@
-"""One turn of a conversation: deliver to the current host only, and switch hosts on a handoff."""
+"""Turns, handoffs and hand-backs: deliver to the current host only, switch hosts on a handoff."""
 from __future__ import annotations
 
 import logging
@@ -6,13 +6,16 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
+
+from flask import current_app
 
 from handoff.config import HandoffConfig, Host
-from handoff.payload import HANDOFF_HOST, HANDOFF_TO, REASON, arrival_message, find_handoff
+from handoff.payload import HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
 
-from . import db
-from .hosts import HostUnavailable
+from . import parlant_client, stays, store
+from .hosts import HostUnavailable, adapter_for
+from .web import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +32,6 @@ HOST_REMOVED = "{title} is no longer available here, so you are now talking to {
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
 
-Deliver = Callable[[Host, str, str, float], "list[dict[str, Any]]"]
-
 _turn_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _turn_locks_guard = threading.Lock()
 
@@ -42,33 +43,21 @@ def turn_lock(conversation_id: str) -> threading.Lock:
 
 
 class Router:
-    """Runs turns against the routing table with a given config and a way to reach hosts."""
+    """Runs turns, handoffs and hand-backs against the routing table with one config and time budget."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, config: HandoffConfig, deliver: Deliver, budget: float
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, config: HandoffConfig) -> None:
         self.db = connection
         self.config = config
-        self._deliver = deliver
         # One budget for the whole turn, so a handoff's two calls still answer in time.
-        self.deadline = time.monotonic() + budget
+        self.deadline = time.monotonic() + float(current_app.config["TURN_TIMEOUT"])
 
-    def deliver(
-        self, host: Host, sender: str, text: str, handoff: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        """Send to a host within what is left of this turn's time.
-
-        ``handoff`` (the accepted request, with its reason) comes with an arrival
-        message only: a desk files it with the session it opens.
-        """
+    def time_left(self, host: Host) -> float:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0.05:
             raise HostUnavailable(f"{host.id}: no time left in this turn")
-        if handoff is None:
-            return self._deliver(host, sender, text, remaining)
-        return self._deliver(host, sender, text, remaining, handoff=handoff)
+        return remaining
 
-    def current_host(self, conversation: db.Conversation) -> tuple[db.Conversation, Host]:
+    def current_host(self, conversation: store.Conversation) -> tuple[store.Conversation, Host]:
         """Return the conversation's host, moving it to the entry host if it left the config."""
         host = self.config.find_host(conversation.host_id)
         if host is not None:
@@ -79,19 +68,19 @@ class Router:
             conversation.id, conversation.host_id, self.config.path, entry.id,
         )
         self.notice(conversation, HOST_REMOVED.format(title=conversation.host_id, entry=entry.title))
-        return db.switch_host(self.db, conversation, entry.id, "host removed from config"), entry
+        return store.switch_host(self.db, conversation, entry.id, "host removed from config"), entry
 
-    def notice(self, conversation: db.Conversation, text: str) -> db.Message:
-        return db.add_message(self.db, conversation.id, "notice", None, {"text": text})
+    def notice(self, conversation: store.Conversation, text: str) -> store.Message:
+        return store.add_message(self.db, conversation.id, "notice", None, {"text": text})
 
     def take_turn(
-        self, conversation: db.Conversation, shown_text: str, sent_text: str
-    ) -> db.Conversation:
+        self, conversation: store.Conversation, shown_text: str, sent_text: str
+    ) -> store.Conversation:
         """Record what the person said, deliver it to the current host and handle its replies."""
         conversation, host = self.current_host(conversation)
-        db.add_message(self.db, conversation.id, "user", host.id, {"text": shown_text})
+        store.add_message(self.db, conversation.id, "user", host.id, {"text": shown_text})
         try:
-            replies = self.deliver(host, conversation.id, sent_text)
+            replies = adapter_for(host, self.db).send(conversation.id, sent_text, self.time_left(host))
         except HostUnavailable as exc:
             logger.warning("conversation=%s host=%s unavailable: %s", conversation.id, host.id, exc)
             self.notice(conversation, HOST_UNAVAILABLE.format(title=host.title))
@@ -102,7 +91,7 @@ class Router:
         return conversation
 
     def store_replies(
-        self, conversation: db.Conversation, host: Host, replies: list[dict[str, Any]]
+        self, conversation: store.Conversation, host: Host, replies: list[dict[str, Any]]
     ) -> dict[str, Any] | None:
         """Store the displayable replies and return the first handoff request among them."""
         request = None
@@ -113,7 +102,7 @@ class Router:
                 continue
             body = {key: reply[key] for key in DISPLAY_KEYS if reply.get(key)}
             if body:
-                db.add_message(self.db, conversation.id, "bot", host.id, body)
+                store.add_message(self.db, conversation.id, "bot", host.id, body)
         return request
 
     def resolve_target(self, request: dict[str, Any]) -> Host | None:
@@ -132,8 +121,8 @@ class Router:
         return by_url or by_id
 
     def hand_off(
-        self, conversation: db.Conversation, current: Host, request: dict[str, Any]
-    ) -> db.Conversation:
+        self, conversation: store.Conversation, current: Host, request: dict[str, Any]
+    ) -> store.Conversation:
         """Switch the conversation to the requested host if it is known and answers."""
         target = self.resolve_target(request)
         if target is None or target.id == current.id:
@@ -143,9 +132,16 @@ class Router:
             )
             self.notice(conversation, HANDOFF_REFUSED.format(current=current.title))
             return conversation
+        return self.switch(conversation, current, target, request)
+
+    def switch(
+        self, conversation: store.Conversation, current: Host, target: Host, request: dict[str, Any]
+    ) -> store.Conversation:
+        """Tell ``target`` the person arrives from ``current``; if it answers, make it their host."""
         try:
-            # The arrival names the host actually left, so the target can greet accordingly.
-            greeting = self.deliver(target, conversation.id, arrival_message(current.url), request)
+            greeting = adapter_for(target, self.db).arrive(
+                conversation.id, current, request, self.time_left(target)
+            )
         except HostUnavailable as exc:
             logger.warning(
                 "conversation=%s handoff %s -> %s failed: %s",
@@ -156,7 +152,7 @@ class Router:
             )
             return conversation
         reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
-        conversation = db.switch_host(self.db, conversation, target.id, reason)
+        conversation = store.switch_host(self.db, conversation, target.id, reason)
         logger.info("conversation=%s handed off %s -> %s", conversation.id, current.id, target.id)
         self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
         if self.store_replies(conversation, target, greeting) is not None:
@@ -164,5 +160,40 @@ class Router:
             logger.warning(
                 "conversation=%s host=%s handed off in its greeting; ignored",
                 conversation.id, target.id,
+            )
+        return conversation
+
+    def hand_back(
+        self, conversation_id: str, target_id: str | None, outcome: str, by: str
+    ) -> store.Conversation:
+        """Hand a person at a desk to a host, exactly as a bot's handoff would (arrival message and all).
+
+        With no target, they go back to the host they came from. Used by the
+        console's hand-back and by the person leaving the desk.
+        """
+        with turn_lock(conversation_id):
+            conversation = store.find_conversation(self.db, conversation_id)
+            found = stays.current_stay(self.db, self.config, conversation) if conversation else None
+            if found is None:
+                raise ApiError(409, "This conversation is no longer at the desk.")
+            desk, stay = found
+            if target_id:
+                target = self.config.find_host(target_id)
+            else:
+                target = self.config.find_host(stay.from_host) or self.config.entry_host
+            if target is None or target.id == desk.id:
+                raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
+            request = {HANDOFF_TO: target.id, REASON: f"{outcome} by {by}"}
+            conversation = self.switch(conversation, desk, target, request)
+            if conversation.host_id != target.id:
+                raise ApiError(502, f"{target.title} did not answer, so the person is still at {desk.title}.")
+            store.close_stay(self.db, stay.session_id, f"{outcome}:{target.id}")
+        logger.info("conversation=%s %s %s -> %s by %s", conversation_id, outcome, desk.id, target.id, by)
+        try:
+            stays.end_stay(stays.desk_client(desk), stay, f"{outcome}:{target.id}", by)
+        except parlant_client.ParlantError as exc:
+            # The routing table already says it ended; anyone polling learns it within one wait.
+            logger.warning(
+                "conversation=%s could not tell %s the stay ended: %s", conversation_id, desk.id, exc
             )
         return conversation

@@ -241,7 +241,7 @@ def test_unexpected_error_answers_json_without_a_stack_trace(app, client, monkey
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("chatroom.chat.Router.take_turn", explode)
+    monkeypatch.setattr("chatroom.routing.Router.take_turn", explode)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = client.post("/api/messages", json={"text": "hi"})
     assert response.status_code == 500

@@ -427,7 +427,7 @@ def desk_rules() -> list[str]:
         return sorted(
             f"{method} {rule.rule}"
             for rule in app.url_map.iter_rules()
-            if rule.rule.startswith("/desk") and rule.endpoint != "desk.login"
+            if rule.rule.startswith("/desk") and rule.endpoint != "console.login"
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
         )
 
@@ -691,7 +691,7 @@ def test_operator_typing_reaches_the_person_and_ends_with_the_message(app, desk:
     assert update["typing"]["name"] == "Support team" and update["messages"] == []
     app.config["DESK_WAIT"] = 0
     later = time.time() + 6
-    monkeypatch.setattr("chatroom.chat.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    monkeypatch.setattr("chatroom.stays.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
     assert person.get(f"/api/updates?after={cursor}").get_json()["typing"] is None
 
 
@@ -717,7 +717,7 @@ def db_cursor(person) -> int:
 
 def test_operator_presence_is_online_away_or_offline(app, desk: Desk, monkeypatch):
     clock = [time.time()]
-    monkeypatch.setattr("chatroom.chat.time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+    monkeypatch.setattr("chatroom.stays.time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
     person, _ = at_desk(app)
     app.config["DESK_WAIT"] = 0
 

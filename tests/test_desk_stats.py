@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from chatroom import create_app, db
+from chatroom import create_app, store
 
 NOW = time.time()
 HOSTS = {
@@ -39,23 +39,23 @@ def app(tmp_path, monkeypatch):
             "DESK_OPERATORS": "alice:secret",
         }
     )
-    connection = db.connect(app.config["DATABASE"])
+    connection = store.connect(app.config["DATABASE"])
     opened = NOW - 3600
     for conversation_id, from_host, reason, wait, outcome in STAYS:
-        conversation = db.create_conversation(connection, conversation_id, from_host)
-        db.switch_host(connection, conversation, "human", reason)
-        db.open_desk_session(connection, f"s-{conversation_id}", conversation_id, "human", from_host, reason)
+        conversation = store.create_conversation(connection, conversation_id, from_host)
+        store.switch_host(connection, conversation, "human", reason)
+        store.open_stay(connection, f"s-{conversation_id}", conversation_id, "human", from_host, reason)
         connection.execute(
             "UPDATE desk_session SET opened_at = ?, first_reply_at = ? WHERE session_id = ?",
             (opened, opened + wait if wait is not None else None, f"s-{conversation_id}"),
         )
         if outcome:
-            db.close_desk_session(connection, f"s-{conversation_id}", outcome)
-    db.switch_host(connection, db.Conversation("c1", "human"), "financial", "handed back by alice")
+            store.close_stay(connection, f"s-{conversation_id}", outcome)
+    store.switch_host(connection, store.Conversation("c1", "human"), "financial", "handed back by alice")
     # A stay from long ago falls outside the default 30 days.
-    old = db.create_conversation(connection, "old", "helpdesk")
-    db.switch_host(connection, old, "human", "ancient")
-    db.open_desk_session(connection, "s-old", "old", "human", "helpdesk", "ancient")
+    old = store.create_conversation(connection, "old", "helpdesk")
+    store.switch_host(connection, old, "human", "ancient")
+    store.open_stay(connection, "s-old", "old", "human", "helpdesk", "ancient")
     connection.execute(
         "UPDATE desk_session SET opened_at = ? WHERE session_id = 's-old'", (NOW - 90 * 86400,)
     )
@@ -110,4 +110,4 @@ def test_stats_need_a_login(app):
 
 def test_stats_page_is_served_to_operators(operator):
     page = operator.get("/desk/stats")
-    assert page.status_code == 200 and b"desk_stats.js" in page.data
+    assert page.status_code == 200 and b"console/stats.js" in page.data

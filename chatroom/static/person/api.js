@@ -3,7 +3,7 @@
 
 const api = (() => {
   async function postJson(path, body) {
-    return readJson(await fetch(path, {
+    return common.readJson(await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
@@ -12,21 +12,7 @@ const api = (() => {
   }
 
   async function getJson(path) {
-    return readJson(await fetch(path, { credentials: "same-origin" }));
-  }
-
-  async function readJson(response) {
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!response.ok) {
-      const message = (data && data.error) || `The chatroom answered ${response.status}.`;
-      throw new Error(message);
-    }
-    return data;
+    return common.readJson(await fetch(path, { credentials: "same-origin" }));
   }
 
   return {

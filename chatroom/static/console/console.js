@@ -31,12 +31,7 @@
   // When the person was last told this operator is typing in the open conversation (0: not since).
   let typingSentAt = 0;
 
-  function element(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { element } = common;
 
   function sleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
@@ -60,14 +55,7 @@
       window.location.assign("/desk/login");
       throw new Error("Logged out.");
     }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!response.ok) throw new Error((data && data.error) || `The desk answered ${response.status}.`);
-    return data;
+    return common.readJson(response);
   }
 
   function showStatus(text) {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import time
@@ -31,17 +30,17 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import chat, db, parlant
-from .chat import ApiError, desk_client, host_json, leave_desk, read_text
-from .routing import turn_lock
+from . import parlant_client, stays, store
+from .routing import Router, turn_lock
+from .web import ApiError, host_json, read_after, read_body, read_text
 
 logger = logging.getLogger(__name__)
-bp = Blueprint("desk", __name__, url_prefix="/desk")
+bp = Blueprint("console", __name__, url_prefix="/desk")
 
 OPERATOR_KEY = "operator"
-PUBLIC_ENDPOINTS = {"desk.login"}
+PUBLIC_ENDPOINTS = {"console.login"}
 SEND_AS = ("operator", "assistant")
-PRESENCE_CHOICES = (chat.ONLINE, chat.AWAY)
+PRESENCE_CHOICES = (stays.ONLINE, stays.AWAY)
 # The console sends a typing call at most every 2 s; calls closer together than this are not passed on.
 TYPING_MIN_INTERVAL = 1.0
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
@@ -93,23 +92,18 @@ def require_operator():
         return None
     if session.get(OPERATOR_KEY) in current_app.extensions["desk_operators"]:
         # Any console request keeps the operator there (online, or away if they chose it).
-        chat.see_operator(session[OPERATOR_KEY])
+        stays.see_operator(session[OPERATOR_KEY])
         return None
     if request.path.startswith("/desk/api/"):
         return jsonify(error="Log in as an operator first."), 401
-    return redirect(url_for("desk.login", next=request.full_path.rstrip("?")))
-
-
-@bp.errorhandler(ApiError)
-def handle_api_error(exc: ApiError):
-    return jsonify(error=exc.message), exc.status, exc.headers
+    return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
 
 
 def safe_next(target: str | None) -> str:
     """Return where to go after login: only a path under /desk on this site."""
     parts = urlsplit(target or "")
     if parts.scheme or parts.netloc or not parts.path.startswith("/desk") or "\\" in (target or ""):
-        return url_for("desk.console")
+        return url_for("console.console")
     return target
 
 
@@ -125,7 +119,7 @@ def login():
             return redirect(safe_next(request.args.get("next")))
         logger.warning("failed operator login for %r from %s", name, request.remote_addr)
         error = "That name and password do not match an operator."
-    return render_template("desk_login.html", error=error), 401 if error else 200
+    return render_template("console_login.html", error=error), 401 if error else 200
 
 
 @bp.post("/logout")
@@ -133,33 +127,29 @@ def logout():
     """Log the operator out (offline at once)."""
     name = session.pop(OPERATOR_KEY, None)
     if name:
-        chat.forget_operator(name)
-    return redirect(url_for("desk.login"))
+        stays.forget_operator(name)
+    return redirect(url_for("console.login"))
 
 
 @bp.get("")
 def console():
     """Serve the console page."""
     return render_template(
-        "desk.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"],
-        presence=chat.operator_presence(operator()),
+        "console.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"],
+        presence=stays.operator_presence(operator()),
     )
 
 
 def operators_json() -> list[dict[str, Any]]:
     """Return every configured operator and whether they are online, away or offline."""
     return [
-        {"name": name, "state": chat.operator_presence(name)}
+        {"name": name, "state": stays.operator_presence(name)}
         for name in sorted(current_app.extensions["desk_operators"])
     ]
 
 
-def stay_json(stay: db.DeskSession, config: HandoffConfig, connection) -> dict[str, Any]:
+def stay_json(stay: store.Stay, config: HandoffConfig, connection) -> dict[str, Any]:
     from_host = config.find_host(stay.from_host)
-    last_user = connection.execute(
-        "SELECT body FROM message WHERE conversation_id = ? AND role = 'user' ORDER BY id DESC LIMIT 1",
-        (stay.conversation_id,),
-    ).fetchone()
     return {
         "conversation_id": stay.conversation_id,
         "session_id": stay.session_id,
@@ -173,21 +163,21 @@ def stay_json(stay: db.DeskSession, config: HandoffConfig, connection) -> dict[s
         "taken_by": stay.taken_by,
         "closed_at": stay.closed_at,
         "outcome": stay.outcome,
-        "last_text": json.loads(last_user["body"]).get("text") if last_user else None,
+        "last_text": store.last_user_text(connection, stay.conversation_id),
     }
 
 
 @bp.get("/api/queue")
 def queue():
     """List the conversations at a desk, longest waiting first."""
-    connection = db.get_db()
+    connection = store.get_db()
     config = current_config()
-    stays = db.list_desk_sessions(connection)
+    waiting = store.list_stays(connection)
     return jsonify(
         now=time.time(),
         operator=operator(),
         operators=operators_json(),
-        conversations=[stay_json(stay, config, connection) for stay in stays],
+        conversations=[stay_json(stay, config, connection) for stay in waiting],
     )
 
 
@@ -197,56 +187,43 @@ def set_presence():
     state = read_body().get("state")
     if state not in PRESENCE_CHOICES:
         raise ApiError(400, f"'state' must be one of: {', '.join(PRESENCE_CHOICES)}.")
-    chat.see_operator(operator(), state)
+    stays.see_operator(operator(), state)
     return jsonify(state=state, operators=operators_json())
 
 
-def find_conversation(conversation_id: str) -> db.Conversation:
-    conversation = db.find_conversation(db.get_db(), conversation_id)
+def find_conversation(conversation_id: str) -> store.Conversation:
+    conversation = store.find_conversation(store.get_db(), conversation_id)
     if conversation is None:
         raise ApiError(404, "There is no such conversation.")
     return conversation
 
 
-def open_stay(conversation: db.Conversation) -> tuple[Host, db.DeskSession]:
-    found = parlant.current_stay(db.get_db(), current_config(), conversation)
+def open_stay(conversation: store.Conversation) -> tuple[Host, store.Stay]:
+    found = stays.current_stay(store.get_db(), current_config(), conversation)
     if found is None:
         raise ApiError(409, "This conversation is no longer at the desk.")
     return found
 
 
-def read_after() -> int:
-    try:
-        return int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "'after' must be a message id.") from None
-
-
-def read_body() -> dict[str, Any]:
-    # JSON only: a form on another site cannot send it, which keeps these POSTs our own.
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "Send a JSON object.")
-    return body
-
-
-def conversation_json(conversation: db.Conversation, after: int) -> dict[str, Any]:
-    connection = db.get_db()
+def conversation_json(conversation: store.Conversation, after: int) -> dict[str, Any]:
+    connection = store.get_db()
     config = current_config()
-    stays = db.list_conversation_desk_sessions(connection, conversation.id)
-    live = parlant.current_stay(connection, config, conversation)
+    history = store.list_conversation_stays(connection, conversation.id)
+    live = stays.current_stay(connection, config, conversation)
     return {
         "now": time.time(),
         "conversation_id": conversation.id,
         "host": host_json(conversation.host_id),
         "live": live is not None,
-        "stay": stay_json(stays[-1], config, connection) if stays else None,
+        "stay": stay_json(history[-1], config, connection) if history else None,
         "titles": {host.id: host.title for host in config.hosts},
         "hand_back_to": [
             {"id": host.id, "title": host.title}
             for host in config.hosts if host.kind != "parlant"
         ],
-        "messages": [message.to_json() for message in db.list_messages(connection, conversation.id, after)],
+        "messages": [
+            message.to_json() for message in store.list_messages(connection, conversation.id, after)
+        ],
     }
 
 
@@ -255,14 +232,14 @@ def conversation_view(conversation_id: str):
     """Return a conversation's transcript after ?after=<id>; with ?wait=1, wait for something new."""
     conversation = find_conversation(conversation_id)
     after = read_after()
-    connection = db.get_db()
-    found = parlant.current_stay(connection, current_config(), conversation)
+    connection = store.get_db()
+    found = stays.current_stay(connection, current_config(), conversation)
     waiting = request.args.get("wait") == "1"
-    if waiting and found is not None and not db.list_messages(connection, conversation.id, after):
+    if waiting and found is not None and not store.list_messages(connection, conversation.id, after):
         host, stay = found
         try:
-            parlant.relay(connection, desk_client(host), stay, int(current_app.config["DESK_WAIT"]))
-        except parlant.ParlantError as exc:
+            stays.relay(connection, stays.desk_client(host), stay, int(current_app.config["DESK_WAIT"]))
+        except parlant_client.ParlantError as exc:
             logger.warning("conversation=%s relay from %s failed: %s", conversation.id, host.id, exc)
             raise ApiError(503, f"{host.title} cannot be reached right now; retrying.") from None
         conversation = find_conversation(conversation_id)
@@ -279,19 +256,19 @@ def send_message(conversation_id: str):
         raise ApiError(400, f"'as' must be one of: {', '.join(SEND_AS)}.")
     conversation = find_conversation(conversation_id)
     host, stay = open_stay(conversation)
-    connection = db.get_db()
-    client = desk_client(host)
+    connection = store.get_db()
+    client = stays.desk_client(host)
     try:
         if send_as == "operator":
             client.create_human_agent_event(stay.session_id, text, display_name=operator())
         else:
             client.create_human_agent_on_behalf_of_ai_agent_event(stay.session_id, text)
-        db.take_desk_session(connection, stay.session_id, operator(), force=False)
+        store.take_stay(connection, stay.session_id, operator(), force=False)
         # The message ends the typing indicator; the next keystroke may start it again at once.
         current_app.extensions.get("desk_typing_sent", {}).pop((stay.session_id, operator()), None)
         # Into the transcript at once, so the console shows it without waiting for a poll.
-        parlant.relay(connection, client, db.find_desk_session(connection, stay.session_id))
-    except parlant.ParlantError as exc:
+        stays.relay(connection, client, store.find_stay(connection, stay.session_id))
+    except parlant_client.ParlantError as exc:
         logger.warning("conversation=%s send to %s failed: %s", conversation.id, host.id, exc)
         raise ApiError(502, f"{host.title} did not take the message; please send it again.") from None
     return jsonify(conversation_json(conversation, read_after()))
@@ -321,8 +298,8 @@ def typing(conversation_id: str):
             sent.pop(old, None)
     sent[key] = now if typing else 0.0
     try:
-        parlant.send_typing(desk_client(host), stay, name, send_as == "assistant", typing)
-    except parlant.ParlantError as exc:
+        stays.send_typing(stays.desk_client(host), stay, name, send_as == "assistant", typing)
+    except parlant_client.ParlantError as exc:
         logger.warning("conversation=%s typing to %s failed: %s", conversation.id, host.id, exc)
         raise ApiError(502, f"{host.title} cannot be reached right now.") from None
     return jsonify(typing=typing, name=name, sent=True)
@@ -334,14 +311,14 @@ def take(conversation_id: str):
     read_body()
     conversation = find_conversation(conversation_id)
     _host, stay = open_stay(conversation)
-    db.take_desk_session(db.get_db(), stay.session_id, operator(), force=True)
+    store.take_stay(store.get_db(), stay.session_id, operator(), force=True)
     return jsonify(conversation_json(conversation, read_after()))
 
 
-def end_stay(stay: db.DeskSession, host: Host, outcome: str) -> None:
+def end_stay(stay: store.Stay, host: Host, outcome: str) -> None:
     try:
-        parlant.end_stay(desk_client(host), stay, outcome, operator())
-    except parlant.ParlantError as exc:
+        stays.end_stay(stays.desk_client(host), stay, outcome, operator())
+    except parlant_client.ParlantError as exc:
         # The chatroom's table already says it ended; the person's page learns it within one poll.
         logger.warning(
             "conversation=%s could not tell %s the stay ended: %s", stay.conversation_id, host.id, exc
@@ -355,7 +332,9 @@ def hand_back(conversation_id: str):
     find_conversation(conversation_id)
     if not isinstance(host_id, str) or not host_id:
         raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
-    conversation = leave_desk(conversation_id, host_id, "handed_back", operator())
+    conversation = Router(store.get_db(), current_config()).hand_back(
+        conversation_id, host_id, "handed_back", operator()
+    )
     return jsonify(conversation_json(conversation, read_after()))
 
 
@@ -363,14 +342,14 @@ def hand_back(conversation_id: str):
 def close(conversation_id: str):
     """End the person's stay at the desk; if they write again, they join the queue again."""
     read_body()
-    connection = db.get_db()
+    connection = store.get_db()
     with turn_lock(conversation_id):
         conversation = find_conversation(conversation_id)
         host, stay = open_stay(conversation)
-        db.close_desk_session(connection, stay.session_id, "closed")
-        db.add_message(
+        store.close_stay(connection, stay.session_id, "closed")
+        store.add_message(
             connection, conversation.id, "notice", None,
-            {"text": parlant.CLOSED.format(title=host.title)},
+            {"text": stays.CLOSED.format(title=host.title)},
         )
     end_stay(stay, host, "closed")
     return jsonify(conversation_json(conversation, read_after()))
@@ -384,25 +363,21 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def stays_since(since: float) -> list[db.DeskSession]:
-    return db.list_desk_sessions(db.get_db(), open_only=False, since=since)
+def stays_since(since: float) -> list[store.Stay]:
+    return store.list_stays(store.get_db(), open_only=False, since=since)
 
 
 def compute_stats(since: float) -> dict[str, Any]:
     """Return handoff figures since a time: routes, reasons, time to first human reply, hand-back rate."""
-    connection = db.get_db()
+    connection = store.get_db()
     titles = {host.id: host.title for host in current_config().hosts}
-    routes = connection.execute(
-        "SELECT from_host, to_host, COUNT(*) AS count FROM switch WHERE at >= ? "
-        "GROUP BY from_host, to_host ORDER BY count DESC, from_host, to_host",
-        (since,),
-    ).fetchall()
-    stays = stays_since(since)
+    routes = store.count_routes(connection, since)
+    recent = stays_since(since)
     reasons: dict[str, int] = {}
-    for stay in stays:
+    for stay in recent:
         reasons[stay.reason or ""] = reasons.get(stay.reason or "", 0) + 1
-    waits = [stay.first_reply_at - stay.opened_at for stay in stays if stay.first_reply_at is not None]
-    ended = [stay for stay in stays if stay.closed_at is not None and stay.outcome != "superseded"]
+    waits = [stay.first_reply_at - stay.opened_at for stay in recent if stay.first_reply_at is not None]
+    ended = [stay for stay in recent if stay.closed_at is not None and stay.outcome != "superseded"]
     handed_back = [stay for stay in ended if (stay.outcome or "").startswith("handed_back:")]
     def title(host_id: str) -> str:
         return titles.get(host_id, host_id)
@@ -418,7 +393,7 @@ def compute_stats(since: float) -> dict[str, Any]:
             {"reason": reason or None, "count": count}
             for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
         ],
-        "desk_handoffs": len(stays),
+        "desk_handoffs": len(recent),
         "answered": len(waits),
         "first_reply_seconds": {"median": percentile(waits, 0.5), "p90": percentile(waits, 0.9)},
         "ended": len(ended),
@@ -438,7 +413,7 @@ def read_since() -> float:
 @bp.get("/stats")
 def stats_page():
     """Serve the stats page."""
-    return render_template("desk_stats.html", operator=operator())
+    return render_template("console_stats.html", operator=operator())
 
 
 @bp.get("/api/stats")

@@ -11,12 +11,7 @@
   const reasons = document.getElementById("stats-reasons");
   const statusLine = document.getElementById("stats-status");
 
-  function element(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { element } = common;
 
   function seconds(value) {
     if (value === null || value === undefined) return "—";

@@ -13,12 +13,7 @@ const view = (() => {
   // Only http(s) addresses become links, never javascript:, data: or anything else.
   const WEB_ADDRESS = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)]/gi;
 
-  function element(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const { element } = common;
 
   function isWebUrl(value) {
     try {

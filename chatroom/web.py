@@ -1,0 +1,64 @@
+"""Request helpers shared by the person's API and the operator console."""
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from flask import current_app, request
+
+from handoff.config import current_config
+
+
+class ApiError(Exception):
+    """A request the API refuses, with the status and a sentence for the page."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def read_body() -> dict[str, Any]:
+    """Return the request's JSON object, refusing anything else (400).
+
+    JSON only: a form on another site cannot send it, which keeps these POSTs our own.
+    """
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Send a JSON object.")
+    return body
+
+
+def read_text(body: dict[str, Any]) -> str:
+    """Return the stripped 'text' of a request body, refusing empty or overlong text (400)."""
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "Type a message first.")
+    text = text.strip()
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if len(text) > limit:
+        raise ApiError(400, f"That message is too long ({len(text)} characters; the limit is {limit}).")
+    return text
+
+
+def read_after() -> int:
+    """Return ?after=<message id> (0 when absent), refusing anything but a number (400)."""
+    try:
+        return int(request.args.get("after", "0"))
+    except ValueError:
+        raise ApiError(400, "'after' must be a message id.") from None
+
+
+def host_json(host_id: str) -> dict[str, str]:
+    """Return a host's id and title as the pages show them (the id alone if it left the config)."""
+    host = current_config().find_host(host_id)
+    return {"id": host_id, "title": host.title if host else host_id}
+
+
+def http_session() -> requests.Session:
+    """Return the app's pooled HTTP client for talking to hosts."""
+    client = current_app.extensions.get("host_http")
+    if client is None:
+        client = current_app.extensions["host_http"] = requests.Session()
+    return client
