@@ -90,7 +90,7 @@ bench: install train ## Print latency, handoff, load, start-up and memory figure
 	$(VENV)/bin/python -m bench.startup
 
 lint: install ## Check style with ruff
-	$(VENV)/bin/ruff check handoff chatroom desk tests bots bench
+	$(VENV)/bin/ruff check handoff chatroom desk agents tests bots bench
 
 clean: ## Remove trained models, test results and runtime state (var/)
 	rm -rf var bots/*/models bots/*/results bots/*/.rasa

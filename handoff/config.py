@@ -22,7 +22,7 @@ STATE_DIR_ENV = "HANDOFF_STATE_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "handoff_config.yml"
 
-KINDS = ("rasa", "parlant")
+KINDS = ("rasa", "parlant", "a2a")
 TOP_LEVEL_KEYS = ("handoff_hosts", "entry")
 HOST_KEYS = ("title", "url", "kind")
 HOST_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")

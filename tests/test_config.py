@@ -103,7 +103,7 @@ BROKEN = [
     ),
     pytest.param(
         "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    kind: slack\n",
-        "host 'a' has kind 'slack' (use one of: rasa, parlant)",
+        "host 'a' has kind 'slack' (use one of: rasa, parlant, a2a)",
         id="unknown-kind",
     ),
     pytest.param(
