@@ -7,11 +7,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from handoff.config import current_config, state_dir
 
+from . import settings
+from .gates import Gates
 from .limits import RateLimiter
 from .web import ApiError
 
@@ -58,38 +60,26 @@ def handle_http_error(exc: HTTPException):
     return exc
 
 
+def refuse_large_bodies():
+    """Answer 413 from the declared length, before a byte of an oversized body is read."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"Requests are limited to {limit} bytes.")
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Create the chatroom app: defaults, then CHATROOM_* environment variables, then test_config."""
+    """Create the chatroom app: defaults, then the environment (see settings.py), then test_config."""
     app = Flask(__name__)
     state = state_dir()
     app.config.from_mapping(
         DATABASE=str(state / "chatroom.sqlite"),
         SECRET_KEY_FILE=str(state / "chatroom-secret"),
-        # Seconds a turn may take, all host calls included, before the person is told
-        # a host is unavailable.
-        TURN_TIMEOUT=5.0,
-        # Typed text starting with "/" is sent as plain text unless this is on (development only).
-        ALLOW_COMMANDS=False,
-        # Messages allowed per window, per conversation and per client address; 0 turns a limit off.
-        RATE_PER_CONVERSATION=30,
-        RATE_PER_CLIENT=300,
-        RATE_WINDOW=60.0,
-        MAX_CONTENT_LENGTH=16 * 1024,
-        MAX_MESSAGE_CHARS=2000,
         SESSION_COOKIE_NAME="chatroom",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
-        # The token a human desk (kind: parlant) wants; the launcher gives the same one to both.
-        DESK_API_TOKEN=os.environ.get("DESK_API_TOKEN", ""),
-        # Operators allowed into /desk: "alice:secret,bob:pw" ($CHATROOM_DESK_OPERATORS).
-        DESK_OPERATORS="",
-        # Seconds a long poll waits for an operator's (or the person's) next message.
-        DESK_WAIT=20,
-        # Seconds without a human reply before the person is told and offered to go back.
-        DESK_NO_ANSWER_AFTER=120,
+        **settings.load(),
     )
-    app.config.from_prefixed_env("CHATROOM")
     if test_config:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
@@ -105,12 +95,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "conversation": RateLimiter(int(app.config["RATE_PER_CONVERSATION"]), window),
         "client": RateLimiter(int(app.config["RATE_PER_CLIENT"]), window),
     }
+    app.extensions["gates"] = Gates(int(app.config["HOST_CONCURRENCY"]))
     store.init_app(app)
     app.register_blueprint(person.bp)
     console.init_app(app)
     app.register_blueprint(console.bp)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.before_request(refuse_large_bodies)
     app.after_request(add_security_headers)
     logging.getLogger("chatroom").setLevel(logging.INFO)
     return app

@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 from handoff.config import current_config
 
 from . import parlant_client, stays, store
+from .gates import Busy
 from .routing import Router, turn_lock
 from .web import ApiError, host_json, read_after, read_text
 
@@ -132,7 +133,13 @@ def post_message():
         # Re-read inside the lock: a turn that just finished may have switched hosts.
         conversation = store.find_conversation(connection, conversation.id)
         before = store.last_message_id(connection, conversation.id)
-        conversation = Router(connection, current_config()).take_turn(conversation, shown, sent)
+        try:
+            conversation = Router(connection, current_config()).take_turn(conversation, shown, sent)
+        except Busy:
+            host = host_json(conversation.host_id)
+            raise ApiError(
+                503, f"{host['title']} is busy right now; please try again in a moment.", {"Retry-After": "2"}
+            ) from None
     return jsonify(state_json(conversation, store.list_messages(connection, conversation.id, before)))
 
 

@@ -14,6 +14,7 @@ from handoff.config import HandoffConfig, Host
 from handoff.payload import HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
 
 from . import parlant_client, stays, store
+from .gates import Busy
 from .hosts import HostUnavailable, adapter_for
 from .web import ApiError
 
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 NOW_TALKING_TO = "You are now talking to {title}."
 HOST_UNAVAILABLE = "{title} is not answering right now. Please try again in a moment."
 TARGET_UNAVAILABLE = "{title} is unavailable right now, so you are still talking to {current}."
+TARGET_BUSY = (
+    "{title} is busy right now, so you are still talking to {current}. Please try again in a moment."
+)
 HANDOFF_REFUSED = (
     "{current} tried to pass you to a destination this chatroom does not know, "
     "so you are still talking to {current}."
@@ -48,8 +52,14 @@ class Router:
     def __init__(self, connection: sqlite3.Connection, config: HandoffConfig) -> None:
         self.db = connection
         self.config = config
+        self.gates = current_app.extensions["gates"]
+        self.queue_wait = float(current_app.config["QUEUE_WAIT"])
         # One budget for the whole turn, so a handoff's two calls still answer in time.
         self.deadline = time.monotonic() + float(current_app.config["TURN_TIMEOUT"])
+
+    def place_at(self, host: Host, wait: float | None = None):
+        """Wait in line for one of the host's places (see gates.py); raise Busy if none comes in time."""
+        return self.gates.for_host(host.id).place(self.queue_wait if wait is None else wait)
 
     def time_left(self, host: Host) -> float:
         remaining = self.deadline - time.monotonic()
@@ -76,15 +86,21 @@ class Router:
     def take_turn(
         self, conversation: store.Conversation, shown_text: str, sent_text: str
     ) -> store.Conversation:
-        """Record what the person said, deliver it to the current host and handle its replies."""
+        """Record what the person said, deliver it to the current host and handle its replies.
+
+        Raises Busy, with nothing recorded or sent, when the host has no place in time.
+        """
         conversation, host = self.current_host(conversation)
-        store.add_message(self.db, conversation.id, "user", host.id, {"text": shown_text})
-        try:
-            replies = adapter_for(host, self.db).send(conversation.id, sent_text, self.time_left(host))
-        except HostUnavailable as exc:
-            logger.warning("conversation=%s host=%s unavailable: %s", conversation.id, host.id, exc)
-            self.notice(conversation, HOST_UNAVAILABLE.format(title=host.title))
-            return conversation
+        with self.place_at(host):
+            # The turn's budget is for the host's work, not for the wait in line.
+            self.deadline = time.monotonic() + float(current_app.config["TURN_TIMEOUT"])
+            store.add_message(self.db, conversation.id, "user", host.id, {"text": shown_text})
+            try:
+                replies = adapter_for(host, self.db).send(conversation.id, sent_text, self.time_left(host))
+            except HostUnavailable as exc:
+                logger.warning("conversation=%s host=%s unavailable: %s", conversation.id, host.id, exc)
+                self.notice(conversation, HOST_UNAVAILABLE.format(title=host.title))
+                return conversation
         request = self.store_replies(conversation, host, replies)
         if request is not None:
             conversation = self.hand_off(conversation, host, request)
@@ -139,9 +155,16 @@ class Router:
     ) -> store.Conversation:
         """Tell ``target`` the person arrives from ``current``; if it answers, make it their host."""
         try:
-            greeting = adapter_for(target, self.db).arrive(
-                conversation.id, current, request, self.time_left(target)
+            with self.place_at(target, min(self.queue_wait, self.time_left(target))):
+                greeting = adapter_for(target, self.db).arrive(
+                    conversation.id, current, request, self.time_left(target)
+                )
+        except Busy:
+            logger.warning(
+                "conversation=%s handoff %s -> %s: no place in time", conversation.id, current.id, target.id
             )
+            self.notice(conversation, TARGET_BUSY.format(title=target.title, current=current.title))
+            return conversation
         except HostUnavailable as exc:
             logger.warning(
                 "conversation=%s handoff %s -> %s failed: %s",

@@ -1,0 +1,116 @@
+"""Every chatroom setting in one place: its environment variable, type, default and meaning.
+
+Each is read from ``CHATROOM_<NAME>`` (a few shared ones have their own
+names) and parsed explicitly: a value that is not a valid yes/no or number
+stops the chatroom at start, naming the variable, instead of being taken as
+"set" (Flask's prefixed loader keeps "False" as a non-empty, truthy string).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "CHATROOM_"
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+class SettingError(ValueError):
+    """A setting with a value the chatroom cannot use; the message names it and the fix."""
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise SettingError(f"{name}={raw!r} is not a yes/no value (use true or false)")
+
+
+def _number(kind: Callable[[str], Any], what: str, minimum: float) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise SettingError(f"{name}={raw!r} is not {what} (e.g. {name}={kind(minimum)})") from None
+        if value < minimum or value != value:
+            raise SettingError(f"{name}={raw!r} must be at least {kind(minimum)}")
+        return value
+    return parse
+
+
+def parse_text(name: str, raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    parse: Callable[[str, str], Any]
+    help: str
+    env: str = ""
+
+    @property
+    def variable(self) -> str:
+        return self.env or PREFIX + self.key
+
+
+whole = _number(int, "a whole number", 0)
+positive_whole = _number(int, "a whole number", 1)
+seconds = _number(float, "a number of seconds", 0)
+
+SETTINGS = (
+    Setting("HOST", "127.0.0.1", parse_text, "interface the chatroom listens on"),
+    Setting("PORT", 8080, positive_whole, "port the chatroom listens on"),
+    Setting("WORKERS", 1, positive_whole, "worker processes (more than 1 needs REDIS_URL)"),
+    Setting("MAX_CONNECTIONS", 2000, positive_whole,
+            "open connections per worker; live streams stop at 90% to leave room for the rest"),
+    Setting("CLIENT_TIMEOUT", 20.0, seconds, "seconds a client may take to send a request"),
+    Setting("TURN_TIMEOUT", 5.0, seconds,
+            "seconds a turn may take, all host calls included, before the person is told"),
+    Setting("HOST_CONCURRENCY", 4, positive_whole, "turns in flight to one host (per worker)"),
+    Setting("QUEUE_WAIT", 4.0, seconds,
+            "seconds a turn may wait for its host before the person is told it is busy"),
+    Setting("ALLOW_COMMANDS", False, parse_bool, "development only: let typed /intent{…} text through"),
+    Setting("RATE_PER_CONVERSATION", 30, whole, "messages per window per conversation (0: off)"),
+    Setting("RATE_PER_CLIENT", 300, whole, "requests per window per client address (0: off)"),
+    Setting("RATE_WINDOW", 60.0, seconds, "the rate limits' window in seconds"),
+    Setting("MAX_CONTENT_LENGTH", 16 * 1024, positive_whole, "largest request body in bytes"),
+    Setting("MAX_MESSAGE_CHARS", 2000, positive_whole, "longest message in characters"),
+    Setting("SECRET_KEY", "", parse_text, "signs cookies (default: generated into var/chatroom-secret)"),
+    Setting("DESK_OPERATORS", "", parse_text, "operators of /desk: name:password,…"),
+    Setting("DESK_WAIT", 30, positive_whole, "seconds each read of a desk waits for new events"),
+    Setting("DESK_NO_ANSWER_AFTER", 120.0, seconds,
+            "seconds without a human reply before the person is told"),
+    Setting("STREAM_HEARTBEAT", 15.0, seconds, "seconds between keep-alive lines on a live stream"),
+    Setting("DESK_API_TOKEN", "", parse_text, "the token the desks want", env="DESK_API_TOKEN"),
+    Setting("DATABASE_URL", "", parse_text, "postgresql://… (default: SQLite under var/)",
+            env="DATABASE_URL"),
+    Setting("REDIS_URL", "", parse_text, "redis://… for state shared by workers (default: in-process)",
+            env="REDIS_URL"),
+)
+
+
+def defaults() -> dict[str, Any]:
+    """Return every setting's default, keyed as in the app's config."""
+    return {setting.key: setting.default for setting in SETTINGS}
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the settings given in the environment, parsed; raise SettingError on a bad one."""
+    environ = os.environ if environ is None else environ
+    found = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.variable)
+        if raw is not None and (raw.strip() or setting.parse is parse_text):
+            found[setting.key] = setting.parse(setting.variable, raw)
+    return found
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return every setting: defaults overlaid with the environment."""
+    return {**defaults(), **from_environment(environ)}
