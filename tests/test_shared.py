@@ -343,6 +343,13 @@ def test_limit_allows_up_to_the_limit_then_says_how_long_to_wait(state: shared.S
     assert state.limits.hit("client", "c1", 3, 60) is None
 
 
+def test_limit_reset_starts_a_fresh_window(state: shared.SharedState) -> None:
+    assert state.limits.hit("typing", "stay-1:ann", 1, 60) is None
+    assert 1 <= state.limits.hit("typing", "stay-1:ann", 1, 60) <= 60
+    state.limits.reset("typing", "stay-1:ann")
+    assert state.limits.hit("typing", "stay-1:ann", 1, 60) is None
+
+
 def test_limit_zero_is_no_limit(state: shared.SharedState) -> None:
     assert {state.limits.hit("client", "10.0.0.1", 0, 60) for _ in range(50)} == {None}
 

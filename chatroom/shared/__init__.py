@@ -33,7 +33,8 @@ def connect(redis_url: str | None, *, prefix: str = "chatroom") -> SharedState:
       first come first served, in Redis first come first served among waiters
       that keep polling (see redis_backend). Raises Busy after ``wait`` seconds.
       In Redis the lock lapses after ``lease`` seconds if its holder dies.
-    - ``limits.hit(scope, key, limit, window)``: sliding window; None or seconds to wait.
+    - ``limits.hit(scope, key, limit, window)``: sliding window; None or seconds to
+      wait. ``limits.reset(scope, key)`` starts it afresh.
     - ``presence.see/forget/states``, ``typing.set/clear/get``: entries that expire.
     - ``bus.publish(topic, message)`` / ``bus.subscribe(topics)``: every open
       subscription of a topic, in any process, gets each message once, in

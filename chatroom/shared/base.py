@@ -158,6 +158,9 @@ class Limits(Protocol):
     def hit(self, scope: str, key: str, limit: int, window: float) -> int | None:
         """Count a hit; None if allowed, else whole seconds (>= 1) to wait. ``limit`` 0 is no limit."""
 
+    def reset(self, scope: str, key: str) -> None:
+        """Forget the hits of (scope, key): the next one starts a fresh window."""
+
 
 class Presence(Protocol):
     def see(self, name: str, state: str | None, ttl: float) -> str:

@@ -114,6 +114,10 @@ class MemoryLimits:
                 self._forget_idle(now)
             return None
 
+    def reset(self, scope: str, key: str) -> None:
+        with self._lock:
+            self._windows.pop((scope, key), None)
+
     def _forget_idle(self, now: float) -> None:
         for scoped_key, entry in list(self._windows.items()):
             entry.forget_before(now)

@@ -339,6 +339,10 @@ class RedisLimits:
             return None
         return max(1, -(-wait_ms // 1000))
 
+    def reset(self, scope: str, key: str) -> None:
+        with self._link.reaching():
+            self._link.client.delete(self._link.key("rate", scope, key))
+
 
 class RedisPresence:
     """Who has been seen until when (a sorted set) and in which state (a hash); pruned when read."""
