@@ -306,6 +306,25 @@ def test_redis_lock_of_a_killed_holder_lapses_with_its_lease(redis_server: Redis
         state.close()
 
 
+def test_redis_lock_lapsed_is_not_released_by_its_late_holder(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = shared.connect(redis_server.url, prefix=prefix)
+    try:
+        late = state.locks.hold("conversation-1", wait=0, lease=0.2)
+        late.__enter__()
+        admin = redis_server.admin()
+        wait_until(lambda: not admin.exists(f"{prefix}:lock:conversation-1"), "the lease ran out")
+        with state.locks.hold("conversation-1", wait=0, lease=DEADLINE):
+            late.__exit__(None, None, None)
+            with pytest.raises(shared.Busy):
+                with state.locks.hold("conversation-1", wait=0, lease=DEADLINE):
+                    pass
+        assert "lapsed before its holder released it" in caplog.text
+    finally:
+        state.close()
+
+
 def test_redis_lock_waiter_killed_in_the_queue_loses_its_place(
     redis_server: RedisServer, prefix: str
 ) -> None:
@@ -399,11 +418,14 @@ def test_typing_shows_until_its_time_then_is_gone(state: shared.SharedState) -> 
     assert state.typing.get("stay-1") is None
 
 
-def test_redis_typing_expires_in_redis_too(redis_server: RedisServer, prefix: str) -> None:
+def test_redis_keys_of_typing_and_limits_expire_with_them(redis_server: RedisServer, prefix: str) -> None:
     state = shared.connect(redis_server.url, prefix=prefix)
+    admin = redis_server.admin()
     try:
         state.typing.set("stay-1", "Ann", time.time() + 60)
-        assert 0 < redis_server.admin().pttl(f"{prefix}:typing:stay-1") <= 60_000
+        assert 0 < admin.pttl(f"{prefix}:typing:stay-1") <= 60_000
+        state.limits.hit("client", "10.0.0.1", 5, 30)
+        assert 0 < admin.pttl(f"{prefix}:rate:client:10.0.0.1") <= 30_000
     finally:
         state.close()
 
