@@ -89,10 +89,14 @@ class RedisServer:
         return redis.Redis.from_url(self.url)
 
 
-@contextmanager
-def running_redis(directory: Path) -> Iterator[RedisServer]:
+def require_redis_server() -> None:
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server): Redis backend not tested")
+
+
+@contextmanager
+def running_redis(directory: Path) -> Iterator[RedisServer]:
+    require_redis_server()
     server = RedisServer(directory)
     server.start()
     try:
@@ -560,6 +564,21 @@ def test_bus_survives_a_redis_restart(own_redis_server: RedisServer, prefix: str
             assert state.limits.hit("conversation", "c1", 1, 60) is None
     finally:
         state.close()
+
+
+def test_bus_subscribed_before_redis_is_up_resyncs_once_it_is(tmp_path: Path, prefix: str) -> None:
+    require_redis_server()
+    server = RedisServer(tmp_path)
+    state = shared.connect(server.url, prefix=prefix)
+    try:
+        with state.bus.subscribe(["room-1"]) as subscription:
+            server.start()
+            assert subscription.get(DEADLINE) == {"type": "resync"}
+            state.bus.publish("room-1", {"n": 1})
+            assert subscription.get(DEADLINE) == {"n": 1}
+    finally:
+        state.close()
+        server.stop()
 
 
 def test_bus_starts_its_reader_afresh_in_a_forked_worker(redis_server: RedisServer, prefix: str) -> None:

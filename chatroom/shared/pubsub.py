@@ -67,7 +67,8 @@ class Dispatcher:
         self._answers: dict[str, deque[_Channel | None]] = {}
         self._conn: Any = None
         self._write_failed = False
-        self._ever_lost = False
+        # True while Redis is known to be unreachable: subscribe() then returns at once.
+        self._away = False
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -96,8 +97,8 @@ class Dispatcher:
                 wanted.append(channel)
             if new:
                 self._send("SUBSCRIBE", *new)
-            if self._conn is None and self._ever_lost:
-                wait = 0.0  # Redis is known to be away: resync when it is back rather than stall.
+            if self._away:
+                wait = 0.0  # Resync once Redis is back, rather than stall the caller now.
         deadline = time.monotonic() + wait
         for channel in wanted:
             channel.confirmed.wait(max(0.0, deadline - time.monotonic()))
@@ -160,7 +161,7 @@ class Dispatcher:
                 (logger.debug if told else logger.warning)(
                     "pub/sub: cannot reach Redis at %s (%s); retrying until it answers", self._where, exc
                 )
-                told = True
+                told = self._away = True
                 self._stopping.wait(pause)
                 pause = min(pause * 2, BACKOFF_LAST)
                 continue
@@ -171,7 +172,8 @@ class Dispatcher:
                 self._conn, self._write_failed, self._answers = conn, False, {}
                 if self._channels:
                     self._send("SUBSCRIBE", *self._channels)
-            if self._ever_lost:
+                was_away, self._away = self._away, False
+            if was_away:
                 logger.info("pub/sub: connected to Redis at %s again; subscriptions will resync", self._where)
             told = False
             try:
@@ -183,7 +185,7 @@ class Dispatcher:
             with self._lock:
                 if self._conn is conn:
                     self._conn = None
-                self._ever_lost = True
+                self._away = True
                 for channel in self._channels.values():
                     channel.confirmed.clear()
                     channel.resync_on_confirm = True
