@@ -12,9 +12,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from handoff.config import current_config, state_dir
 
-from . import settings
+from . import events, settings, shared, stays
 from .gates import Gates
-from .limits import RateLimiter
 from .web import ApiError
 
 
@@ -51,6 +50,11 @@ def is_api(path: str) -> bool:
 
 def handle_api_error(exc: ApiError):
     return jsonify(error=exc.message), exc.status, exc.headers
+
+
+def handle_busy(exc: Exception):
+    # A turn lock held too long, or the shared state out of reach: nothing was done, try again.
+    return jsonify(error="The chatroom is busy; please try again in a moment."), 503, {"Retry-After": "2"}
 
 
 def handle_http_error(exc: HTTPException):
@@ -90,11 +94,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import console, person, store
 
-    window = float(app.config["RATE_WINDOW"])
-    app.extensions["rate_limits"] = {
-        "conversation": RateLimiter(int(app.config["RATE_PER_CONVERSATION"]), window),
-        "client": RateLimiter(int(app.config["RATE_PER_CLIENT"]), window),
-    }
+    app.extensions["shared"] = shared.connect(app.config["REDIS_URL"])
+    events.init_app(app)
+    stays.init_app(app)
     app.extensions["gates"] = Gates(int(app.config["HOST_CONCURRENCY"]))
     store.init_app(app)
     app.register_blueprint(person.bp)
@@ -102,6 +104,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(shared.Busy, handle_busy)
+    app.register_error_handler(shared.Unavailable, handle_busy)
     app.before_request(refuse_large_bodies)
     app.after_request(add_security_headers)
     logging.getLogger("chatroom").setLevel(logging.INFO)

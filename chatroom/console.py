@@ -30,7 +30,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import parlant_client, stays, store
+from . import events, parlant_client, stays, store
 from .routing import Router, turn_lock
 from .web import ApiError, host_json, read_after, read_body, read_text
 
@@ -41,8 +41,6 @@ OPERATOR_KEY = "operator"
 PUBLIC_ENDPOINTS = {"console.login"}
 SEND_AS = ("operator", "assistant")
 PRESENCE_CHOICES = (stays.ONLINE, stays.AWAY)
-# The console sends a typing call at most every 2 s; calls closer together than this are not passed on.
-TYPING_MIN_INTERVAL = 1.0
 # Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
 _UNKNOWN_OPERATOR_HASH = generate_password_hash("no such operator")
 
@@ -136,14 +134,15 @@ def console():
     """Serve the console page."""
     return render_template(
         "console.html", operator=operator(), max_chars=current_app.config["MAX_MESSAGE_CHARS"],
-        presence=stays.operator_presence(operator()),
+        presence=stays.operator_states().get(operator(), stays.OFFLINE),
     )
 
 
 def operators_json() -> list[dict[str, Any]]:
     """Return every configured operator and whether they are online, away or offline."""
+    states = stays.operator_states()
     return [
-        {"name": name, "state": stays.operator_presence(name)}
+        {"name": name, "state": states.get(name, stays.OFFLINE)}
         for name in sorted(current_app.extensions["desk_operators"])
     ]
 
@@ -170,15 +169,7 @@ def stay_json(stay: store.Stay, config: HandoffConfig, connection) -> dict[str, 
 @bp.get("/api/queue")
 def queue():
     """List the conversations at a desk, longest waiting first."""
-    connection = store.get_db()
-    config = current_config()
-    waiting = store.list_stays(connection)
-    return jsonify(
-        now=time.time(),
-        operator=operator(),
-        operators=operators_json(),
-        conversations=[stay_json(stay, config, connection) for stay in waiting],
-    )
+    return jsonify(queue_json(store.get_db(), operator()))
 
 
 @bp.post("/api/presence")
@@ -229,21 +220,62 @@ def conversation_json(conversation: store.Conversation, after: int) -> dict[str,
 
 @bp.get("/api/conversations/<conversation_id>")
 def conversation_view(conversation_id: str):
-    """Return a conversation's transcript after ?after=<id>; with ?wait=1, wait for something new."""
-    conversation = find_conversation(conversation_id)
-    after = read_after()
-    connection = store.get_db()
-    found = stays.current_stay(connection, current_config(), conversation)
-    waiting = request.args.get("wait") == "1"
-    if waiting and found is not None and not store.list_messages(connection, conversation.id, after):
-        host, stay = found
-        try:
-            stays.relay(connection, stays.desk_client(host), stay, int(current_app.config["DESK_WAIT"]))
-        except parlant_client.ParlantError as exc:
-            logger.warning("conversation=%s relay from %s failed: %s", conversation.id, host.id, exc)
-            raise ApiError(503, f"{host.title} cannot be reached right now; retrying.") from None
-        conversation = find_conversation(conversation_id)
-    return jsonify(conversation_json(conversation, after))
+    """Return a conversation's state and its transcript after ?after=<id>."""
+    return jsonify(conversation_json(find_conversation(conversation_id), read_after()))
+
+
+def queue_json(connection, name: str) -> dict[str, Any]:
+    """Return the conversations at a desk, longest waiting first, and who is on duty."""
+    config = current_config()
+    return {
+        "now": time.time(),
+        "operator": name,
+        "operators": operators_json(),
+        "conversations": [stay_json(stay, config, connection) for stay in store.list_stays(connection)],
+    }
+
+
+@bp.get("/api/events")
+def live_events():
+    """Stream the queue, and with ?conversation=<id> that conversation, live (Server-Sent Events).
+
+    An open stream also keeps its operator present (online, or away if they said so).
+    """
+    name = operator()
+    conversation_id = request.args.get("conversation") or None
+    topics = [events.CONSOLE_TOPIC]
+    if conversation_id is not None:
+        find_conversation(conversation_id)
+        topics.append(events.conversation_topic(conversation_id))
+    shown: dict[str, Any] = {}
+
+    def step(cursor: int, _woken: bool) -> tuple[list[str], int]:
+        stays.see_operator(name)
+        connection = store.get_db()
+        out = []
+        queue = queue_json(connection, name)
+        if changed(shown, "queue", {**queue, "now": None}):
+            out.append(events.sse(queue, event="queue"))
+        if conversation_id is not None:
+            conversation = store.find_conversation(connection, conversation_id)
+            state = conversation_json(conversation, cursor)
+            messages = state.pop("messages")
+            if changed(shown, "conversation", {**state, "now": None}):
+                out.append(events.sse({**state, "messages": []}, event="conversation"))
+            for message in messages:
+                out.append(events.sse(message, event="message", event_id=message["id"]))
+                cursor = message["id"]
+        return out, cursor
+
+    return events.stream(topics, events.resume_point(), step)
+
+
+def changed(shown: dict[str, Any], key: str, value: Any) -> bool:
+    """Remember ``value`` under ``key``; tell whether it differs from what was shown before."""
+    if shown.get(key) == value:
+        return False
+    shown[key] = value
+    return True
 
 
 @bp.post("/api/conversations/<conversation_id>/messages")
@@ -264,13 +296,12 @@ def send_message(conversation_id: str):
         else:
             client.create_human_agent_on_behalf_of_ai_agent_event(stay.session_id, text)
         store.take_stay(connection, stay.session_id, operator(), force=False)
-        # The message ends the typing indicator; the next keystroke may start it again at once.
-        current_app.extensions.get("desk_typing_sent", {}).pop((stay.session_id, operator()), None)
-        # Into the transcript at once, so the console shows it without waiting for a poll.
+        # Into the transcript at once, rather than when the stay's reader next hears from the desk.
         stays.relay(connection, client, store.find_stay(connection, stay.session_id))
     except parlant_client.ParlantError as exc:
         logger.warning("conversation=%s send to %s failed: %s", conversation.id, host.id, exc)
         raise ApiError(502, f"{host.title} did not take the message; please send it again.") from None
+    events.changed(conversation.id)
     return jsonify(conversation_json(conversation, read_after()))
 
 
@@ -287,22 +318,9 @@ def typing(conversation_id: str):
     conversation = find_conversation(conversation_id)
     host, stay = open_stay(conversation)
     name = operator() if send_as == "operator" else host.title
-    # One clock per operator and stay, in this process (see chat.PRESENCE_SECONDS about processes).
-    sent = current_app.extensions.setdefault("desk_typing_sent", {})
-    key = (stay.session_id, operator())
-    now = time.time()
-    if typing and now - sent.get(key, 0.0) < TYPING_MIN_INTERVAL:
-        return jsonify(typing=True, name=name, sent=False)
-    if len(sent) > 1000:
-        for old in [k for k, at in list(sent.items()) if now - at > 60]:
-            sent.pop(old, None)
-    sent[key] = now if typing else 0.0
-    try:
-        stays.send_typing(stays.desk_client(host), stay, name, send_as == "assistant", typing)
-    except parlant_client.ParlantError as exc:
-        logger.warning("conversation=%s typing to %s failed: %s", conversation.id, host.id, exc)
-        raise ApiError(502, f"{host.title} cannot be reached right now.") from None
-    return jsonify(typing=typing, name=name, sent=True)
+    if stays.set_typing(stay, name if typing else None):
+        events.changed(conversation.id)
+    return jsonify(typing=typing, name=name)
 
 
 @bp.post("/api/conversations/<conversation_id>/take")
@@ -312,6 +330,7 @@ def take(conversation_id: str):
     conversation = find_conversation(conversation_id)
     _host, stay = open_stay(conversation)
     store.take_stay(store.get_db(), stay.session_id, operator(), force=True)
+    events.changed(conversation.id)
     return jsonify(conversation_json(conversation, read_after()))
 
 
@@ -335,6 +354,7 @@ def hand_back(conversation_id: str):
     conversation = Router(store.get_db(), current_config()).hand_back(
         conversation_id, host_id, "handed_back", operator()
     )
+    events.changed(conversation.id)
     return jsonify(conversation_json(conversation, read_after()))
 
 
@@ -351,6 +371,7 @@ def close(conversation_id: str):
             connection, conversation.id, "notice", None,
             {"text": stays.CLOSED.format(title=host.title)},
         )
+    events.changed(conversation.id)
     end_stay(stay, host, "closed")
     return jsonify(conversation_json(conversation, read_after()))
 

@@ -4,7 +4,7 @@ A bot is one process with a CPU or two: sent everything at once it serves
 everyone slowly and turns time out at random. A gate keeps at most
 ``HOST_CONCURRENCY`` turns in flight per host and queues the others first come,
 first served; one that has waited ``QUEUE_WAIT`` seconds gives up with
-``Busy`` before anything of the turn was done, so the person can simply try
+``shared.Busy`` before anything of the turn was done, so the person can simply try
 again. Gates are per worker process (several workers each have their own).
 """
 from __future__ import annotations
@@ -14,15 +14,14 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
-class Busy(Exception):
-    """A host had no free place within the wait; nothing was sent to it."""
+from .shared import Busy
 
 
 class Gate:
     """A counting semaphore that serves waiters strictly in arrival order."""
 
-    def __init__(self, places: int) -> None:
+    def __init__(self, name: str, places: int) -> None:
+        self.name = name
         self.places = places
         self._in_flight = 0
         self._waiting: deque[threading.Event] = deque()
@@ -55,7 +54,7 @@ class Gate:
                 # Handed a place just as the wait ran out: take it.
                 return
             self._waiting.remove(turn)
-        raise Busy
+        raise Busy(self.name, wait)
 
     def _leave(self) -> None:
         with self._lock:
@@ -78,5 +77,5 @@ class Gates:
         with self._lock:
             gate = self._gates.get(host_id)
             if gate is None:
-                gate = self._gates[host_id] = Gate(self.places)
+                gate = self._gates[host_id] = Gate(host_id, self.places)
             return gate

@@ -10,9 +10,9 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 
 from handoff.config import current_config
 
-from . import parlant_client, stays, store
-from .gates import Busy
+from . import events, stays, store
 from .routing import Router, turn_lock
+from .shared import Busy, Unavailable
 from .web import ApiError, host_json, read_after, read_text
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ def index():
 
 @bp.get("/healthz")
 def healthz():
-    """Answer the launcher's readiness check."""
+    """Answer the launcher's readiness check: 200 while the state shared by workers answers too."""
+    if not current_app.extensions["shared"].healthy():
+        return jsonify(status="shared state unreachable"), 503
     return jsonify(status="ok")
 
 
@@ -108,12 +110,13 @@ def read_button(conversation: store.Conversation, button_id: Any) -> tuple[str, 
 
 def check_rate_limits(conversation: store.Conversation) -> None:
     """Refuse with 429 and Retry-After once a conversation or a client sends too fast."""
-    limits = current_app.extensions["rate_limits"]
-    for key, limiter in (
-        (conversation.id, limits["conversation"]),
-        (request.remote_addr or "unknown", limits["client"]),
+    limits = current_app.extensions["shared"].limits
+    window = float(current_app.config["RATE_WINDOW"])
+    for scope, key, limit in (
+        ("conversation", conversation.id, current_app.config["RATE_PER_CONVERSATION"]),
+        ("client", request.remote_addr or "unknown", current_app.config["RATE_PER_CLIENT"]),
     ):
-        retry_after = limiter.hit(key)
+        retry_after = limits.hit(scope, key, int(limit), window)
         if retry_after is not None:
             logger.warning("rate limit conversation=%s client=%s", conversation.id, request.remote_addr)
             raise ApiError(
@@ -129,50 +132,95 @@ def post_message():
     check_rate_limits(conversation)
     shown, sent = read_turn(conversation)
     connection = store.get_db()
-    with turn_lock(conversation.id):
-        # Re-read inside the lock: a turn that just finished may have switched hosts.
-        conversation = store.find_conversation(connection, conversation.id)
-        before = store.last_message_id(connection, conversation.id)
-        try:
+    try:
+        with turn_lock(conversation.id):
+            # Re-read inside the lock: a turn that just finished may have switched hosts.
+            conversation = store.find_conversation(connection, conversation.id)
+            before = store.last_message_id(connection, conversation.id)
             conversation = Router(connection, current_config()).take_turn(conversation, shown, sent)
-        except Busy:
-            host = host_json(conversation.host_id)
-            raise ApiError(
-                503, f"{host['title']} is busy right now; please try again in a moment.", {"Retry-After": "2"}
-            ) from None
+    except (Busy, Unavailable):
+        title = host_json(conversation.host_id)["title"]
+        raise ApiError(
+            503, f"{title} is busy right now; please try again in a moment.", {"Retry-After": "2"}
+        ) from None
+    events.changed(conversation.id)
     return jsonify(state_json(conversation, store.list_messages(connection, conversation.id, before)))
+
+
+def live_state(connection, conversation: store.Conversation) -> dict[str, Any]:
+    """Return what the page shows around the transcript: the host, and the desk stay if there is one."""
+    found = stays.current_stay(connection, current_config(), conversation)
+    return {
+        "host": host_json(conversation.host_id),
+        "live": found is not None,
+        "desk": stays.desk_json(connection, *found) if found is not None else None,
+        "typing": stays.typing_json(found[1]) if found is not None else None,
+    }
+
+
+def catch_up(connection, conversation: store.Conversation, after: int) -> list[store.Message]:
+    """Give the notice a stay calls for by now, then return the transcript after ``after``."""
+    stays.tell_if_nobody_answers(connection, conversation)
+    return store.list_messages(connection, conversation.id, after)
+
+
+@bp.get("/api/events")
+def live_events():
+    """Stream the conversation live (Server-Sent Events), from Last-Event-ID or ?after=<message id>."""
+    conversation_id = require_conversation().id
+    shown: dict[str, Any] = {}
+
+    def step(cursor: int, _woken: bool) -> tuple[list[str], int]:
+        connection = store.get_db()
+        conversation = store.find_conversation(connection, conversation_id)
+        if conversation is None:
+            raise ApiError(409, GONE)
+        messages = catch_up(connection, conversation, cursor)
+        out = [events.sse(message.to_json(), event="message", event_id=message.id) for message in messages]
+        state = live_state(connection, conversation)
+        # The typing countdown changes every time; only a change of who types is news.
+        if comparable(state) != comparable(shown):
+            out.append(events.sse(state, event="state"))
+            shown.clear()
+            shown.update(state)
+        return out, messages[-1].id if messages else cursor
+
+    topics = [events.conversation_topic(conversation_id), events.PRESENCE_TOPIC]
+    return events.stream(topics, events.resume_point(), step)
+
+
+def comparable(state: dict[str, Any]) -> dict[str, Any]:
+    typing = state.get("typing")
+    return {**state, "typing": typing and typing["name"]}
 
 
 @bp.get("/api/updates")
 def updates():
-    """Return the messages after ?after=<id>; at a desk, wait a while for an operator's reply.
+    """Return the messages after ?after=<id> and the state around them (for clients without streams).
 
-    The page keeps one of these running while ``live`` is true. Messages are
-    read from the transcript, so a reload or a second tab sees the same ones.
+    With ?wait=<seconds> (at most STREAM_HEARTBEAT), wait that long for something new first.
     """
     conversation = require_conversation()
     after = read_after()
+    try:
+        wait = min(float(request.args.get("wait", "0")), float(current_app.config["STREAM_HEARTBEAT"]))
+    except ValueError:
+        raise ApiError(400, "'wait' must be a number of seconds.") from None
     connection = store.get_db()
-    stays.tell_if_nobody_is_online(connection, conversation)
-    stays.tell_if_nobody_answers(connection, conversation)
-    messages = store.list_messages(connection, conversation.id, after)
-    found = stays.current_stay(connection, current_config(), conversation)
-    if not messages and found is not None:
-        host, stay = found
-        try:
-            stays.relay(connection, stays.desk_client(host), stay, int(current_app.config["DESK_WAIT"]))
-        except parlant_client.ParlantError as exc:
-            logger.warning("conversation=%s relay from %s failed: %s", conversation.id, host.id, exc)
-            raise ApiError(503, f"{host.title} cannot be reached right now; retrying.") from None
-        # The wait may have ended because an operator handed the person back.
+    messages = catch_up(connection, conversation, after)
+    if not messages and wait > 0:
+        bus = current_app.extensions["shared"].bus
+        with bus.subscribe([events.conversation_topic(conversation.id)]) as subscription:
+            if not catch_up(connection, conversation, after):
+                # No database connection is held while waiting.
+                store.close_db()
+                subscription.get(timeout=wait)
+        connection = store.get_db()
         conversation = store.find_conversation(connection, conversation.id)
-        messages = store.list_messages(connection, conversation.id, after)
-        found = stays.current_stay(connection, current_config(), conversation)
+        messages = catch_up(connection, conversation, after)
     return jsonify({
-        **state_json(conversation, messages),
-        "live": found is not None,
-        "desk": stays.desk_json(connection, *found) if found is not None else None,
-        "typing": stays.typing_json(connection, found[1]) if found is not None else None,
+        **live_state(connection, conversation),
+        "messages": [message.to_json() for message in messages],
     })
 
 
@@ -183,5 +231,6 @@ def leave():
     connection = store.get_db()
     before = store.last_message_id(connection, conversation.id)
     conversation = Router(connection, current_config()).hand_back(conversation.id, None, "left", "the person")
+    events.changed(conversation.id)
     messages = store.list_messages(connection, conversation.id, before)
     return jsonify({**state_json(conversation, messages), "live": False, "desk": None})

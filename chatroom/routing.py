@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 from flask import current_app
@@ -14,8 +12,8 @@ from handoff.config import HandoffConfig, Host
 from handoff.payload import HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
 
 from . import parlant_client, stays, store
-from .gates import Busy
 from .hosts import HostUnavailable, adapter_for
+from .shared import Busy
 from .web import ApiError
 
 logger = logging.getLogger(__name__)
@@ -36,14 +34,16 @@ HOST_REMOVED = "{title} is no longer available here, so you are now talking to {
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
 
-_turn_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-_turn_locks_guard = threading.Lock()
+def turn_lock(conversation_id: str):
+    """Hold the lock that keeps one turn at a time in flight for a conversation, on any worker.
 
-
-def turn_lock(conversation_id: str) -> threading.Lock:
-    """Return the lock that keeps one turn at a time in flight for a conversation."""
-    with _turn_locks_guard:
-        return _turn_locks[conversation_id]
+    A turn waits for the one before it at most as long as a turn may take (then
+    Busy); the lock lapses by itself if its worker dies in the middle.
+    """
+    budget = float(current_app.config["QUEUE_WAIT"]) + float(current_app.config["TURN_TIMEOUT"])
+    return current_app.extensions["shared"].locks.hold(
+        f"turn:{conversation_id}", wait=budget, lease=2 * budget + 5
+    )
 
 
 class Router:

@@ -8,41 +8,35 @@ reading them with ``list_events(min_offset, wait_for_data)``. Parlant's session
 is the source of truth for what the operators said; the chatroom keeps a copy
 so the page, a reload and the console read one transcript.
 
-While an operator types, the console has the chatroom post ``status`` events
-("typing", then "ready" if they stop) from the operator's source; they wake the
-same long poll, and the relay keeps only the latest as "who is typing" (never
-in the transcript).
+While an operator types, the console tells the chatroom, which keeps "who is
+typing" in the state workers share (never in the transcript or in Parlant).
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
 import statistics
+import threading
 import time
-from datetime import datetime
+import weakref
 from typing import Any
 
+import requests
 from flask import current_app
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import parlant_client, store
+from . import events, parlant_client, store
+from .shared import Busy
 from .web import http_session
 
 logger = logging.getLogger(__name__)
 
-TYPING = "typing"
-READY = "ready"
-# A "typing" status shows for this long unless another one follows (the console sends one every 2 s).
+# "… is typing" shows this long unless renewed (the console renews it every 2 s while the operator types).
 TYPING_SECONDS = 5.0
 # What the person reads when a desk takes them (the operators' own words come later).
 CONNECTING = "Connecting you with our {title}… someone will answer here shortly."
 CLOSED = "{title} closed this conversation. Write again any time to reach them."
-NOBODY_ONLINE = (
-    "Nobody from {title} is online right now. Leave a message here: it stays in their queue "
-    "and they will answer here when they are back. Or go back to {back_to} with the "
-    "“Back to {back_to}” button."
-)
 NO_ANSWER = (
     "Nobody from {title} has answered yet. You can keep waiting, leave a message here "
     "for them to answer when they are back, or go back to {back_to}."
@@ -141,64 +135,37 @@ def operator_message(event: dict[str, Any]) -> dict[str, Any] | None:
     return body
 
 
-def created_at(event: dict[str, Any], now: float) -> float:
-    """Return when Parlant created an event (epoch seconds), or ``now`` if it does not say."""
-    try:
-        return min(now, datetime.fromisoformat(str(event["creation_utc"])).timestamp())
-    except (KeyError, ValueError):
-        return now
+def fetch_events(client: parlant_client.Parlant, stay: store.Stay, wait: int = 0) -> list[dict[str, Any]]:
+    """Return the session's events not relayed yet, waiting up to ``wait`` s for one."""
+    return client.list_events(stay.session_id, min_offset=stay.next_offset, wait_for_data=wait)
 
 
-def typing_status(event: dict[str, Any], now: float) -> tuple[str | None, float] | None:
-    """Return (name, until) for an operator's status event, with no name if it ends typing.
+def store_events(connection: sqlite3.Connection, stay: store.Stay, events: list[dict[str, Any]]) -> int:
+    """Copy the operator messages among Parlant events into the transcript; return how many were new.
 
-    None for any other event: Parlant's own statuses, customer events, custom events.
+    Reads from the first offset not yet relayed, so nothing is skipped, and
+    stores each event once, so nothing doubles, however many relays run.
     """
-    if event.get("kind") != "status" or event.get("source") not in parlant_client.OPERATOR_SOURCES:
-        return None
-    data = event.get("data") or {}
-    extra = data.get("data")
-    name = extra.get("name") if isinstance(extra, dict) else None
-    if data.get("status") != TYPING or not isinstance(name, str) or not name:
-        return None, 0.0
-    return name[:80], created_at(event, now) + TYPING_SECONDS
+    if not events:
+        return 0
+    messages = []
+    for event in sorted(events, key=lambda event: int(event["offset"])):
+        body = operator_message(event)
+        if body is not None:
+            messages.append((int(event["offset"]), body))
+    next_offset = max(int(event["offset"]) for event in events) + 1
+    stored = store.store_stay_events(connection, stay, messages, next_offset)
+    if stored:
+        # A message ends the typing indicator that announced it.
+        set_typing(stay, None)
+    return stored
 
 
 def relay(
     connection: sqlite3.Connection, client: parlant_client.Parlant, stay: store.Stay, wait: int = 0
 ) -> int:
-    """Copy operator messages that are new in Parlant into the transcript; return how many.
-
-    Reads from the first offset not yet relayed, so nothing is skipped, and
-    stores each event once, so nothing doubles, however many relays run. An
-    operator's "typing" status (and the message or "ready" that ends it) wakes
-    the wait too and updates who is typing.
-    """
-    events = client.list_events(stay.session_id, min_offset=stay.next_offset, wait_for_data=wait)
-    if not events:
-        return 0
-    now = time.time()
-    messages = []
-    typing = None
-    for event in sorted(events, key=lambda event: int(event["offset"])):
-        offset = int(event["offset"])
-        body = operator_message(event)
-        if body is not None:
-            messages.append((offset, body))
-            typing = (offset, None, 0.0)
-        status = typing_status(event, now)
-        if status is not None:
-            typing = (offset, *status)
-    next_offset = max(int(event["offset"]) for event in events) + 1
-    return store.store_stay_events(connection, stay, messages, next_offset, typing)
-
-
-def send_typing(
-    client: parlant_client.Parlant, stay: store.Stay, name: str, as_assistant: bool, typing: bool
-) -> None:
-    """Tell the session an operator is typing (or stopped), as themselves or as the assistant."""
-    source = parlant_client.HUMAN_AGENT_ON_BEHALF_OF_AI_AGENT if as_assistant else parlant_client.HUMAN_AGENT
-    client.create_status_event(stay.session_id, TYPING if typing else READY, source, {"name": name})
+    """Fetch and store what is new in a stay's session (see store_events); return how many were new."""
+    return store_events(connection, stay, fetch_events(client, stay, wait))
 
 
 def end_stay(client: parlant_client.Parlant, stay: store.Stay, outcome: str, operator: str) -> None:
@@ -207,48 +174,64 @@ def end_stay(client: parlant_client.Parlant, stay: store.Stay, outcome: str, ope
     client.create_custom_event(stay.session_id, {"event": STAY_ENDED, "outcome": outcome, "by": operator})
 
 
-def typing_json(connection, stay: store.Stay) -> dict[str, Any] | None:
+def shared_state():
+    return current_app.extensions["shared"]
+
+
+def typing_json(stay: store.Stay) -> dict[str, Any] | None:
     """Return who is typing a reply and until when (epoch s; seconds_left for the page's timer)."""
-    now = time.time()
-    typing = store.find_stay_typing(connection, stay.session_id, now)
-    if typing is None:
+    found = shared_state().typing.get(stay.session_id)
+    if found is None:
         return None
-    return {**typing, "seconds_left": round(typing["until"] - now, 1)}
+    name, until = found
+    return {"name": name, "until": until, "seconds_left": round(until - time.time(), 1)}
 
 
-# Operator presence lives in this process's memory ({name: (last seen, chosen state)}):
-# several chatroom processes would each keep their own, and a restart forgets it.
+def set_typing(stay: store.Stay, name: str | None) -> bool:
+    """Show (or, with no name, stop showing) that someone is typing to the person; True if that is news.
+
+    Typing lives in the shared state only, never in the transcript or Parlant's history.
+    """
+    typing = shared_state().typing
+    found = typing.get(stay.session_id)
+    if name is None:
+        if found is None:
+            return False
+        typing.clear(stay.session_id)
+        return True
+    until = time.time() + TYPING_SECONDS
+    typing.set(stay.session_id, name, until)
+    # A refresh from the same person needs no wake-up: the page counts down by itself.
+    return found is None or found[0] != name
+
+
 # Operators seen by the console within this many seconds count as there (online or away).
 PRESENCE_SECONDS = 30.0
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 ESTIMATE_WINDOW = 7 * 86400
 
 
-def presence_table() -> dict[str, tuple[float, str]]:
-    return current_app.extensions.setdefault("desk_presence", {})
-
-
 def see_operator(name: str, state: str | None = None) -> None:
     """Record that an operator's console is open; online unless they said away (or say so now)."""
-    table = presence_table()
-    if state is None:
-        state = table.get(name, (0.0, ONLINE))[1]
-    table[name] = (time.time(), state)
+    presence = shared_state().presence
+    before = presence.states().get(name, OFFLINE)
+    if presence.see(name, state, PRESENCE_SECONDS) != before:
+        events.presence_changed()
 
 
 def forget_operator(name: str) -> None:
     """An operator logged out: offline at once."""
-    presence_table().pop(name, None)
+    shared_state().presence.forget(name)
+    events.presence_changed()
 
 
-def operator_presence(name: str) -> str:
-    """Return "online", "away", or "offline" (not seen for PRESENCE_SECONDS)."""
-    seen, state = presence_table().get(name, (0.0, OFFLINE))
-    return state if time.time() - seen < PRESENCE_SECONDS else OFFLINE
+def operator_states() -> dict[str, str]:
+    """Return "online" or "away" for every operator seen lately; anyone else is offline."""
+    return shared_state().presence.states()
 
 
 def operators_online() -> int:
-    return sum(1 for name in list(presence_table()) if operator_presence(name) == ONLINE)
+    return sum(1 for state in operator_states().values() if state == ONLINE)
 
 
 def desk_json(connection, host: Host, stay: store.Stay) -> dict[str, Any]:
@@ -269,21 +252,6 @@ def desk_json(connection, host: Host, stay: store.Stay) -> dict[str, Any]:
     return info
 
 
-def tell_if_nobody_is_online(connection, conversation: store.Conversation) -> None:
-    """On arrival at a desk (the page's first poll), tell the person at once if no operator is online."""
-    found = current_stay(connection, current_config(), conversation)
-    if found is None:
-        return
-    host, stay = found
-    if stay.first_reply_at is not None or not store.mark_stay_notice(connection, stay.session_id, "arrival"):
-        return
-    if operators_online() == 0:
-        back_to = current_config().find_host(stay.from_host) or current_config().entry_host
-        store.add_message(connection, conversation.id, "notice", None, {
-            "text": NOBODY_ONLINE.format(title=host.title, back_to=back_to.title),
-        })
-
-
 def tell_if_nobody_answers(connection, conversation: store.Conversation) -> None:
     """Once per stay, tell a person nobody has answered in time, and what they can do."""
     found = current_stay(connection, current_config(), conversation)
@@ -298,3 +266,126 @@ def tell_if_nobody_answers(connection, conversation: store.Conversation) -> None
         store.add_message(connection, conversation.id, "notice", None, {
             "text": NO_ANSWER.format(title=host.title, back_to=back_to.title),
         })
+        events.changed(conversation.id)
+
+
+# A stay nobody reads yet is picked up within this many seconds (sooner when a console hears of it).
+SWEEP_SECONDS = 10.0
+# After the desk failed, a stay's reader waits this long at most before asking again.
+MAX_BACKOFF_SECONDS = 10.0
+
+
+class Readers:
+    """One reader per open stay, on whichever worker gets its lock: Parlant is read once per session.
+
+    Each reader long-polls its session (``list_events(min_offset,
+    wait_for_data)``), stores what operators said (each event once), and wakes
+    the conversation's streams. Readers run as greenlets in the chatroom's
+    gevent workers (threads elsewhere) and hold no database connection while
+    they wait.
+    """
+
+    def __init__(self, app) -> None:
+        self.app_ref = weakref.ref(app)
+        self.reading: set[str] = set()
+        self.guard = threading.Lock()
+        self.started = False
+        self.stopped = threading.Event()
+        self.http = requests.Session()
+        # Every open stay may have a long poll of its own in flight.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=int(app.config["MAX_CONNECTIONS"]))
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+
+    def start(self) -> None:
+        with self.guard:
+            if self.started:
+                return
+            self.started = True
+        threading.Thread(target=self.supervise, name="stay-readers", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop sweeping and let each reader end after its current read (tests, app teardown)."""
+        self.stopped.set()
+
+    def supervise(self) -> None:
+        """Start a reader for every open stay without one; sweep again on news or every SWEEP_SECONDS."""
+        app = self.app_ref()
+        if app is None:
+            return
+        subscription = app.extensions["shared"].bus.subscribe([events.CONSOLE_TOPIC])
+        del app
+        while not self.stopped.is_set():
+            app = self.app_ref()
+            if app is None:
+                break
+            try:
+                with app.app_context():
+                    open_ids = [stay.session_id for stay in store.list_stays(store.get_db())]
+                for session_id in open_ids:
+                    self.ensure_reader(session_id)
+            except Exception:  # noqa: BLE001 - keep supervising; the next sweep tries again
+                logger.exception("could not list the open stays")
+            del app
+            subscription.get(timeout=SWEEP_SECONDS)
+        subscription.close()
+
+    def ensure_reader(self, session_id: str) -> None:
+        with self.guard:
+            if session_id in self.reading:
+                return
+            self.reading.add(session_id)
+        threading.Thread(target=self.read, args=(session_id,), name=f"stay-{session_id}", daemon=True).start()
+
+    def read(self, session_id: str) -> None:
+        backoff = 1.0
+        try:
+            while True:
+                pause = self.read_once(session_id)
+                if pause is None:
+                    return
+                if pause:
+                    time.sleep(min(pause, backoff))
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                else:
+                    backoff = 1.0
+        finally:
+            with self.guard:
+                self.reading.discard(session_id)
+
+    def read_once(self, session_id: str) -> float | None:
+        """Read the stay once; return None when it is over, else seconds to pause first (0: none)."""
+        app = self.app_ref()
+        if app is None or self.stopped.is_set():
+            return None
+        wait = int(app.config["DESK_WAIT"])
+        with app.app_context():
+            stay = store.find_stay(store.get_db(), session_id)
+            host = current_config().find_host(stay.host_id) if stay is not None else None
+            if stay is None or stay.closed_at is not None or host is None or host.kind != "parlant":
+                return None
+            client = parlant_client.Parlant(host.url, app.config["DESK_API_TOKEN"], self.http, wait)
+        locks = app.extensions["shared"].locks
+        try:
+            with locks.hold(f"relay:{session_id}", wait=0, lease=wait + 2 * parlant_client.WAIT_MARGIN):
+                found = fetch_events(client, stay, wait)
+                if not found:
+                    return 0.0
+                with app.app_context():
+                    stay = store.find_stay(store.get_db(), session_id)
+                    stored = store_events(store.get_db(), stay, found)
+        except Busy:
+            # Another worker reads this stay; look again once its long poll may have ended.
+            return wait / 2
+        except parlant_client.ParlantError as exc:
+            logger.warning("stay=%s could not read %s: %s", session_id, host.id, exc)
+            return MAX_BACKOFF_SECONDS
+        if stored:
+            events.changed(stay.conversation_id, app)
+        return 0.0
+
+
+def init_app(app) -> None:
+    """Start the stay readers with the first request a worker serves (after gunicorn forked it)."""
+    readers = app.extensions["stay_readers"] = Readers(app)
+    app.before_request(readers.start)

@@ -200,7 +200,7 @@ def test_request_naming_another_conversation_is_refused(client, hosts, key):
 
 
 def test_conversation_rate_limit_answers_429_with_retry_after(app, client, hosts):
-    app.extensions["rate_limits"]["conversation"].limit = 3
+    app.config["RATE_PER_CONVERSATION"] = 3
     for _ in range(3):
         say(client, "hello")
     response = client.post("/api/messages", json={"text": "one more"})
@@ -210,7 +210,7 @@ def test_conversation_rate_limit_answers_429_with_retry_after(app, client, hosts
 
 
 def test_client_rate_limit_counts_every_conversation_of_one_address(app, hosts):
-    app.extensions["rate_limits"]["client"].limit = 2
+    app.config["RATE_PER_CLIENT"] = 2
     statuses = []
     for _ in range(3):
         other = app.test_client()

@@ -20,6 +20,7 @@ import yaml
 from chatroom import create_app
 from handoff.config import REPO_ROOT
 from tests.fakehost import FakeHost
+from tests.sse import open_test_stream
 from tests.stack import Person, free_port
 
 DESK_TOKEN = "desk-test-token-0123456789"
@@ -165,7 +166,7 @@ def desk(desk_config: Path) -> Iterator[Desk]:
 @pytest.fixture
 def app(desk: Desk, desk_config: Path, tmp_path, monkeypatch):
     monkeypatch.setenv("HANDOFF_CONFIG", str(desk_config))
-    return create_app(
+    app = create_app(
         {
             "TESTING": True,
             "DATABASE": str(tmp_path / "chatroom.sqlite"),
@@ -173,9 +174,12 @@ def app(desk: Desk, desk_config: Path, tmp_path, monkeypatch):
             "DESK_API_TOKEN": DESK_TOKEN,
             "DESK_OPERATORS": OPERATORS,
             "DESK_WAIT": 2,
+            "STREAM_HEARTBEAT": 1,
             "RATE_PER_CLIENT": 0,
         }
     )
+    yield app
+    app.extensions["stay_readers"].stop()
 
 
 def say(client, text: str) -> dict:
@@ -274,19 +278,16 @@ def test_person_messages_become_customer_events_and_replies_reach_the_person_onc
     )
 
 
-def test_long_poll_waits_for_the_operator_and_returns_their_reply(app, desk: Desk):
+def test_a_reply_made_straight_through_parlant_reaches_the_person_through_the_stays_reader(app, desk: Desk):
     person, state = at_desk(app)
     cursor = max(m["id"] for m in state["messages"])
     operator = app.test_client()
     log_in(operator)
     conversation_id = queue(operator)[-1]["conversation_id"]
-    # Nothing new: the poll waits (DESK_WAIT=2 here) and says the person is still live at the desk.
-    started = time.monotonic()
-    idle = person.get(f"/api/updates?after={cursor}").get_json()
-    assert idle["messages"] == [] and idle["live"] is True
-    assert time.monotonic() - started >= 1.5
+    stream = open_test_stream(person, f"/api/events?after={cursor}")
+    assert stream.next("state").data["live"] is True
 
-    # A reply made straight through Parlant (another console, say) is relayed by the poll.
+    # Another Parlant client answers: the stay's reader relays it and wakes the stream.
     stay = queue(operator)[-1]
     requests.post(
         f"{desk.url}/sessions/{stay['session_id']}/events",
@@ -299,8 +300,9 @@ def test_long_poll_waits_for_the_operator_and_returns_their_reply(app, desk: Des
         headers={"Authorization": f"Bearer {DESK_TOKEN}"},
         timeout=10,
     ).raise_for_status()
-    update = person.get(f"/api/updates?after={cursor}").get_json()
-    assert [(m["text"], m["sender"]) for m in update["messages"]] == [("Bob here.", "Bob")]
+    message = stream.next("message").data
+    stream.close()
+    assert (message["text"], message["sender"]) == ("Bob here.", "Bob")
     assert (
         operator.get(f"/desk/api/conversations/{conversation_id}").get_json()["stay"]["status"] == "answered"
     )
@@ -654,60 +656,49 @@ def test_person_can_end_the_human_conversation_and_go_back(app, desk: Desk, bots
 def test_operator_typing_reaches_the_person_and_ends_with_the_message(app, desk: Desk, monkeypatch):
     person, state = at_desk(app)
     cursor = max(m["id"] for m in state["messages"])
-    person.get(f"/api/updates?after={cursor}")  # the page's first poll (arrival notices)
-    cursor = db_cursor(person)
+    stream = open_test_stream(person, f"/api/events?after={cursor}")
+    assert stream.next("state").data["typing"] is None
     operator = app.test_client()
     log_in(operator)
     (stay,) = queue(operator)
     typing_url = f"/desk/api/conversations/{stay['conversation_id']}/typing"
 
-    assert operator.post(typing_url, json={"as": "operator"}).get_json()["sent"] is True
-    started = time.monotonic()
-    update = person.get(f"/api/updates?after={cursor}").get_json()
-    assert time.monotonic() - started < 1.5, "the typing status woke the long poll"
-    assert update["messages"] == []
-    assert update["typing"]["name"] == "alice"
-    assert 0 < update["typing"]["seconds_left"] <= 5
-    assert update["typing"]["until"] == pytest.approx(time.time() + update["typing"]["seconds_left"], abs=1)
-    # A second call within a second is not passed on to Parlant.
-    assert operator.post(typing_url, json={"as": "operator"}).get_json()["sent"] is False
-    assert [e["data"]["status"] for e in desk.events(stay["session_id"]) if e["kind"] == "status"
-            and e["source"] == "human_agent"] == ["typing"]
+    assert operator.post(typing_url, json={"as": "operator"}).get_json() == {"typing": True, "name": "alice"}
+    typing = stream.next_where("state", lambda state: state["typing"] is not None).data["typing"]
+    assert typing["name"] == "alice" and 0 < typing["seconds_left"] <= 5
+    assert typing["until"] == pytest.approx(time.time() + typing["seconds_left"], abs=1)
 
     response = operator.post(f"/desk/api/conversations/{stay['conversation_id']}/messages",
                              json={"text": "Here I am."})
     assert response.status_code == 200
-    update = person.get(f"/api/updates?after={cursor}").get_json()
-    assert [(m["text"], m.get("sender")) for m in update["messages"]] == [("Here I am.", "alice")]
-    assert update["typing"] is None
-    # Typing is never part of the transcript.
+    message = stream.next("message").data
+    assert (message["text"], message.get("sender")) == ("Here I am.", "alice")
+    assert stream.next_where("state", lambda state: True).data["typing"] is None
+    # Typing is never part of the transcript, nor of the session's history at the desk.
     full = person.post("/api/conversation").get_json()["messages"]
     assert not any("typing" in (m.get("text") or "") for m in full)
+    assert [e for e in desk.events(stay["session_id"]) if e["kind"] == "status"] == []
 
-    # As the assistant: the desk's title; it runs out about 5 s after the last call.
-    cursor = db_cursor(person)
+    # As the assistant: the desk's title; it runs out by itself after TYPING_SECONDS.
+    monkeypatch.setattr("chatroom.stays.TYPING_SECONDS", 0.5)
     operator.post(typing_url, json={"as": "assistant"})
-    update = person.get(f"/api/updates?after={cursor}").get_json()
-    assert update["typing"]["name"] == "Support team" and update["messages"] == []
-    app.config["DESK_WAIT"] = 0
-    later = time.time() + 6
-    monkeypatch.setattr("chatroom.stays.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
-    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"] is None
+    assert stream.next_where("state", lambda state: state["typing"] is not None).data["typing"]["name"] == (
+        "Support team"
+    )
+    assert stream.next_where("state", lambda state: state["typing"] is None), "gone once it ran out"
+    stream.close()
 
 
 def test_typing_stops_when_the_operator_empties_the_draft(app, desk: Desk):
     person, _ = at_desk(app)
-    app.config["DESK_WAIT"] = 0
-    person.get("/api/updates?after=0")
-    cursor = db_cursor(person)
     operator = app.test_client()
     log_in(operator)
     (stay,) = queue(operator)
     typing_url = f"/desk/api/conversations/{stay['conversation_id']}/typing"
     operator.post(typing_url, json={})
-    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"]["name"] == "alice"
-    assert operator.post(typing_url, json={"typing": False}).get_json()["sent"] is True
-    assert person.get(f"/api/updates?after={cursor}").get_json()["typing"] is None
+    assert person.get("/api/updates?after=0").get_json()["typing"]["name"] == "alice"
+    assert operator.post(typing_url, json={"typing": False}).get_json()["typing"] is False
+    assert person.get("/api/updates?after=0").get_json()["typing"] is None
     assert operator.post(typing_url, json={"as": "robot"}).status_code == 400
 
 
@@ -716,8 +707,11 @@ def db_cursor(person) -> int:
 
 
 def test_operator_presence_is_online_away_or_offline(app, desk: Desk, monkeypatch):
-    clock = [time.time()]
-    monkeypatch.setattr("chatroom.stays.time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+    clock = [time.monotonic()]
+    monkeypatch.setattr(
+        "chatroom.shared.memory.time",
+        type("Clock", (), {"monotonic": staticmethod(lambda: clock[0]), "time": staticmethod(time.time)}),
+    )
     person, _ = at_desk(app)
     app.config["DESK_WAIT"] = 0
 
@@ -755,24 +749,14 @@ def test_operator_presence_is_online_away_or_offline(app, desk: Desk, monkeypatc
     assert bob.post("/desk/api/presence", json={"state": "asleep"}).status_code == 400
 
 
-def test_arrival_with_nobody_online_tells_the_person_at_once(app, desk: Desk):
+def test_arrival_with_nobody_online_says_so_once_and_the_message_left_waits_in_the_queue(app, desk: Desk):
     person, state = at_desk(app)
     cursor = max(m["id"] for m in state["messages"])
-    started = time.monotonic()
     update = person.get(f"/api/updates?after={cursor}").get_json()
-    assert time.monotonic() - started < 1.5, "no waiting for the long poll"
-    notice = (
-        "Nobody from Support team is online right now. Leave a message here: it stays in their queue "
-        "and they will answer here when they are back. Or go back to Alpha Bot with the "
-        "“Back to Alpha Bot” button."
-    )
-    assert texts(update["messages"], "notice") == [notice]
     assert update["desk"]["operators_online"] == 0 and update["desk"]["back_to"]["title"] == "Alpha Bot"
-    # Once per stay; the message the person leaves stays in the queue as a customer event.
+    # The page's desk bar says it; the transcript does not say it a second time.
+    assert not any("online" in text for text in texts(update["messages"], "notice"))
     say(person, "please call me back")
-    app.config["DESK_WAIT"] = 0
-    again = person.get("/api/updates?after=0").get_json()
-    assert texts(again["messages"], "notice").count(notice) == 1
     operator = app.test_client()
     log_in(operator)
     (stay,) = queue(operator)
@@ -780,9 +764,4 @@ def test_arrival_with_nobody_online_tells_the_person_at_once(app, desk: Desk):
     assert [e["data"]["message"] for e in desk.events(stay["session_id"]) if e["kind"] == "message"] == [
         "please call me back"
     ]
-
-    # With an operator online, arriving says nothing of the kind.
-    other, state = at_desk(app, "second person")
-    update = other.get(f"/api/updates?after={max(m['id'] for m in state['messages'])}").get_json()
-    assert notice not in texts(update["messages"], "notice")
-    assert update["desk"]["operators_online"] == 1
+    assert person.get("/api/updates?after=0").get_json()["desk"]["operators_online"] == 1

@@ -61,7 +61,8 @@ def app(tmp_path, monkeypatch):
     )
     connection.execute("UPDATE switch SET at = ? WHERE conversation_id = 'old'", (NOW - 90 * 86400,))
     connection.close()
-    return app
+    yield app
+    app.extensions["stay_readers"].stop()
 
 
 @pytest.fixture

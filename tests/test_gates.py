@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from chatroom.gates import Busy, Gate
+from chatroom.gates import Gate
+from chatroom.shared import Busy
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:
@@ -17,7 +18,7 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 
 def test_waiters_get_places_in_arrival_order():
-    gate = Gate(1)
+    gate = Gate("bot", 1)
     order: list[int] = []
     release = threading.Event()
 
@@ -46,7 +47,7 @@ def test_waiters_get_places_in_arrival_order():
 
 
 def test_a_turn_that_waits_too_long_is_refused_and_leaves_the_line():
-    gate = Gate(1)
+    gate = Gate("bot", 1)
     with gate.place(wait=1):
         with pytest.raises(Busy):
             with gate.place(wait=0.05):
@@ -59,7 +60,7 @@ def test_a_turn_that_waits_too_long_is_refused_and_leaves_the_line():
 
 
 def test_places_are_shared_up_to_the_limit():
-    gate = Gate(2)
+    gate = Gate("bot", 2)
     with gate.place(wait=0.05), gate.place(wait=0.05):
         with pytest.raises(Busy):
             with gate.place(wait=0.05):

@@ -3,7 +3,6 @@
 "use strict";
 
 (() => {
-  const QUEUE_REFRESH_MS = 3000;
   const RETRY_MS = 3000;
   // While the operator types, the person is told at most this often (each lasts about 5 s there).
   const TYPING_EVERY_MS = 2000;
@@ -26,16 +25,13 @@
   const presenceChoice = document.getElementById("presence");
   const operatorList = document.getElementById("operator-list");
 
-  // The open conversation; a new one replaces it, and the old poll notices and stops.
+  // The open conversation ({id, cursor, live, data}); the live stream follows it.
   let current = null;
+  let stream = null;
   // When the person was last told this operator is typing in the open conversation (0: not since).
   let typingSentAt = 0;
 
   const { element } = common;
-
-  function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-  }
 
   function since(seconds) {
     const minutes = Math.floor(seconds / 60);
@@ -96,15 +92,9 @@
     }
   }
 
-  async function refreshQueue() {
-    try {
-      const data = await call("GET", "/desk/api/queue");
-      renderQueue(data);
-      renderOperators(data.operators);
-    } catch (error) {
-      queueEmpty.hidden = false;
-      queueEmpty.textContent = error.message;
-    }
+  function showQueue(data) {
+    renderQueue(data);
+    renderOperators(data.operators);
   }
 
   function speaker(message, titles) {
@@ -129,9 +119,9 @@
     return item;
   }
 
-  // Messages can arrive twice (a reply's answer and a poll); each id is shown once, in id order.
-  function addMessages(data) {
-    for (const message of data.messages) {
+  // Messages can arrive twice (an action's answer and the stream); each id is shown once, in id order.
+  function addMessages(data, messages) {
+    for (const message of messages) {
       if (transcript.querySelector(`[data-message-id="${message.id}"]`)) continue;
       const node = renderMessage(message, data);
       const later = [...transcript.children].find((child) => Number(child.dataset.messageId) > message.id);
@@ -167,27 +157,37 @@
   function apply(data) {
     if (!current || data.conversation_id !== current.id) return;
     current.live = data.live;
+    current.data = data;
     renderHeader(data);
-    addMessages(data);
+    addMessages(data, data.messages || []);
   }
 
-  async function poll(conversation) {
-    while (current === conversation && conversation.live) {
-      try {
-        apply(await call("GET", `/desk/api/conversations/${encodeURIComponent(conversation.id)}?after=${conversation.cursor}&wait=1`));
-        showStatus("");
-      } catch (error) {
-        if (current !== conversation) return;
-        showStatus(error.message);
-        await sleep(RETRY_MS);
-      }
+  // One live stream: the queue and operators, and the open conversation's messages and state.
+  // The browser reconnects by itself (with Last-Event-ID) after a drop; a refusal is retried here.
+  function listen() {
+    if (stream) stream.close();
+    const params = new URLSearchParams();
+    if (current) {
+      params.set("conversation", current.id);
+      params.set("after", current.cursor);
     }
+    stream = new EventSource(`/desk/api/events?${params}`);
+    stream.addEventListener("queue", (event) => showQueue(JSON.parse(event.data)));
+    stream.addEventListener("conversation", (event) => apply(JSON.parse(event.data)));
+    stream.addEventListener("message", (event) => {
+      if (current && current.data) addMessages(current.data, [JSON.parse(event.data)]);
+    });
+    stream.addEventListener("open", () => showStatus(""));
+    stream.addEventListener("error", () => {
+      if (stream.readyState !== EventSource.CLOSED) return;
+      showStatus("Reconnecting…");
+      setTimeout(listen, RETRY_MS);
+    });
   }
 
   async function openConversation(conversationId) {
-    current = { id: conversationId, cursor: 0, live: false };
+    current = { id: conversationId, cursor: 0, live: false, data: null };
     typingSentAt = 0;
-    const conversation = current;
     panel.hidden = false;
     transcript.replaceChildren();
     showStatus("");
@@ -200,7 +200,7 @@
       showStatus(error.message);
       return;
     }
-    poll(conversation);
+    listen();
   }
 
   // Runs one action on the open conversation; controls are usable again afterwards, even on failure.
@@ -210,7 +210,6 @@
     showStatus("");
     try {
       apply(await call("POST", `/desk/api/conversations/${encodeURIComponent(conversation.id)}/${path}?after=${conversation.cursor}`, body));
-      refreshQueue();
       return true;
     } catch (error) {
       showStatus(error.message);
@@ -260,6 +259,5 @@
   handBackButton.addEventListener("click", () => act("hand-back", { host_id: handBackHost.value }));
   closeButton.addEventListener("click", () => act("close", {}));
 
-  refreshQueue();
-  setInterval(refreshQueue, QUEUE_REFRESH_MS);
+  listen();
 })();

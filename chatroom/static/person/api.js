@@ -11,16 +11,12 @@ const api = (() => {
     }));
   }
 
-  async function getJson(path) {
-    return common.readJson(await fetch(path, { credentials: "same-origin" }));
-  }
-
   return {
     startConversation: () => postJson("/api/conversation"),
     sendText: (text) => postJson("/api/messages", { text }),
     pressButton: (buttonId) => postJson("/api/messages", { button: buttonId }),
-    // Answers at once if there is news, else waits a while for an operator at a desk.
     leaveDesk: () => postJson("/api/desk/leave"),
-    updates: (after) => getJson(`/api/updates?after=${encodeURIComponent(after)}`),
+    // Server-Sent Events: transcript messages (with their ids) and the state around them.
+    liveEvents: (after) => new EventSource(`/api/events?after=${encodeURIComponent(after)}`),
   };
 })();

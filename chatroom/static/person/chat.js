@@ -5,51 +5,46 @@
   const composer = document.getElementById("composer");
   const input = document.getElementById("message-input");
   const sendButton = document.getElementById("send-button");
+  const leaveButton = document.getElementById("leave-desk");
+
+  const RETRY_MS = 3000;
+  // The last message id the live stream (or the first load) delivered; a reopened stream starts after it.
+  // Answers to the person's own turns don't move it, so they can never hide an operator's message.
+  let cursor = 0;
+  let stream = null;
 
   function setBusy(busy) {
     input.disabled = busy;
     sendButton.disabled = busy;
   }
 
-  const RETRY_MS = 3000;
-  // The last message id every earlier one is known up to; only polls and the first load move it,
-  // so a turn's answer that skips ahead can never hide an operator's message from the poll.
-  let cursor = 0;
-  let polling = false;
+  function showMessages(messages) {
+    view.appendMessages(messages, chooseButton);
+  }
 
-  function applyState(state) {
+  function showState(state) {
     view.showHost(state.host);
-    view.appendMessages(state.messages, chooseButton);
+    view.showDesk(state.desk);
+    view.showTyping(state.typing);
   }
 
-  function advance(state) {
-    for (const message of state.messages) cursor = Math.max(cursor, message.id);
-  }
-
-  // Keeps one long poll running while the person is with a human desk.
-  async function poll() {
-    if (polling) return;
-    polling = true;
-    try {
-      for (;;) {
-        let state;
-        try {
-          state = await api.updates(cursor);
-        } catch (error) {
-          view.showStatus(error.message);
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-          continue;
-        }
-        applyState(state);
-        advance(state);
-        view.showDesk(state.desk);
-        view.showTyping(state.typing);
-        if (state.messages.length) view.showStatus("");
-        if (!state.live) break;
-      }
-    } finally {
-      polling = false;
-    }
+  // One live stream per page: operators' replies, typing, hand-backs and notices arrive here.
+  // The browser reconnects by itself (with Last-Event-ID) after a drop; a refusal is retried here.
+  function listen() {
+    if (stream) stream.close();
+    stream = api.liveEvents(cursor);
+    stream.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      cursor = Math.max(cursor, message.id);
+      showMessages([message]);
+    });
+    stream.addEventListener("state", (event) => showState(JSON.parse(event.data)));
+    stream.addEventListener("open", () => view.showStatus(""));
+    stream.addEventListener("error", () => {
+      if (stream.readyState !== EventSource.CLOSED) return;
+      view.showStatus("Reconnecting…");
+      setTimeout(listen, RETRY_MS);
+    });
   }
 
   // Runs one request; the composer is always usable again afterwards, even on failure.
@@ -57,8 +52,9 @@
     setBusy(true);
     view.showStatus("");
     try {
-      applyState(await request());
-      poll();
+      const state = await request();
+      view.showHost(state.host);
+      showMessages(state.messages);
       return true;
     } catch (error) {
       view.showStatus(error.message);
@@ -74,7 +70,7 @@
     run(() => api.pressButton(choice.id));
   }
 
-  document.getElementById("leave-desk").addEventListener("click", () => {
+  leaveButton.addEventListener("click", () => {
     view.showDesk(null);
     view.showTyping(null);
     run(api.leaveDesk);
@@ -90,7 +86,10 @@
 
   run(async () => {
     const state = await api.startConversation();
-    advance(state);
+    for (const message of state.messages) cursor = Math.max(cursor, message.id);
+    listen();
     return state;
+  }).then((started) => {
+    if (!started) setTimeout(() => window.location.reload(), RETRY_MS);
   });
 })();

@@ -115,7 +115,7 @@ const view = (() => {
     if (!desk) return;
     const parts = [];
     if (desk.operators_online === 0) {
-      parts.push(`Nobody from ${desk.title} is online right now. Leave a message: it stays in their queue and they will answer here. Or go back to ${desk.back_to.title}.`);
+      parts.push(`Nobody from ${desk.title} is online right now. Leave a message here: they will answer when they are back.`);
     } else if (desk.operators_online > 0) {
       parts.push(`${desk.title} is online.`);
     }
