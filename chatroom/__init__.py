@@ -63,7 +63,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     state = state_dir()
     app.config.from_mapping(
-        DATABASE=str(state / "chatroom.sqlite"),
+        # A SQLite file path or a database URL: $DATABASE_URL (postgresql://...) if set.
+        DATABASE=os.environ.get("DATABASE_URL") or str(state / "chatroom.sqlite"),
         SECRET_KEY_FILE=str(state / "chatroom-secret"),
         # Seconds a turn may take, all host calls included, before the person is told
         # a host is unavailable.
@@ -94,7 +95,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = persistent_secret(Path(app.config["SECRET_KEY_FILE"]))
-    Path(app.config["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 
