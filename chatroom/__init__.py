@@ -75,20 +75,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the chatroom app: defaults, then the environment (see settings.py), then test_config."""
     app = Flask(__name__)
     state = state_dir()
+    config = settings.load()
     app.config.from_mapping(
-        DATABASE=str(state / "chatroom.sqlite"),
+        # A SQLite file path or a database URL: $DATABASE_URL (postgresql://...) if set.
+        DATABASE=config["DATABASE_URL"] or str(state / "chatroom.sqlite"),
         SECRET_KEY_FILE=str(state / "chatroom-secret"),
         SESSION_COOKIE_NAME="chatroom",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=30 * 24 * 3600,
-        **settings.load(),
+        **config,
     )
     if test_config:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = persistent_secret(Path(app.config["SECRET_KEY_FILE"]))
-    Path(app.config["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 

@@ -7,6 +7,7 @@ import io
 import time
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from chatroom import create_app, store
@@ -39,15 +40,17 @@ def app(tmp_path, monkeypatch):
             "DESK_OPERATORS": "alice:secret",
         }
     )
-    connection = store.connect(app.config["DATABASE"])
+    connection = store.get_engine(app).connect()
     opened = NOW - 3600
     for conversation_id, from_host, reason, wait, outcome in STAYS:
         conversation = store.create_conversation(connection, conversation_id, from_host)
         store.switch_host(connection, conversation, "human", reason)
         store.open_stay(connection, f"s-{conversation_id}", conversation_id, "human", from_host, reason)
         connection.execute(
-            "UPDATE desk_session SET opened_at = ?, first_reply_at = ? WHERE session_id = ?",
-            (opened, opened + wait if wait is not None else None, f"s-{conversation_id}"),
+            sa.text("UPDATE desk_session SET opened_at = :opened, first_reply_at = :replied "
+                    "WHERE session_id = :id"),
+            {"opened": opened, "replied": opened + wait if wait is not None else None,
+             "id": f"s-{conversation_id}"},
         )
         if outcome:
             store.close_stay(connection, f"s-{conversation_id}", outcome)
@@ -56,10 +59,10 @@ def app(tmp_path, monkeypatch):
     old = store.create_conversation(connection, "old", "helpdesk")
     store.switch_host(connection, old, "human", "ancient")
     store.open_stay(connection, "s-old", "old", "human", "helpdesk", "ancient")
-    connection.execute(
-        "UPDATE desk_session SET opened_at = ? WHERE session_id = 's-old'", (NOW - 90 * 86400,)
-    )
-    connection.execute("UPDATE switch SET at = ? WHERE conversation_id = 'old'", (NOW - 90 * 86400,))
+    long_ago = {"at": NOW - 90 * 86400}
+    connection.execute(sa.text("UPDATE desk_session SET opened_at = :at WHERE session_id = 's-old'"),
+                       long_ago)
+    connection.execute(sa.text("UPDATE switch SET at = :at WHERE conversation_id = 'old'"), long_ago)
     connection.close()
     yield app
     app.extensions["stay_readers"].stop()

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from .engine import transaction
+from .schema import conversation, message, switch
 
 
 @dataclass(frozen=True)
@@ -32,106 +37,133 @@ class Message:
         return {"id": self.id, "role": self.role, "host": self.host_id, **body}
 
 
+# Statements are built once: building one costs more than SQLite takes to run it.
+# Their parameters are named by sa.bindparam and given at each call.
+LOCK = sa.update(conversation).where(conversation.c.id == sa.bindparam("conversation_id")).values(
+    updated_at=sa.bindparam("now")
+)
+INSERT_CONVERSATION = sa.insert(conversation)
+FIND_CONVERSATION = sa.select(conversation.c.id, conversation.c.host_id).where(
+    conversation.c.id == sa.bindparam("conversation_id")
+)
+MOVE = sa.update(conversation).where(conversation.c.id == sa.bindparam("conversation_id")).values(
+    host_id=sa.bindparam("to_host"), updated_at=sa.bindparam("now")
+)
+INSERT_SWITCH = sa.insert(switch)
+INSERT_MESSAGE = sa.insert(message)
+LIST_MESSAGES = (
+    sa.select(message.c.id, message.c.role, message.c.host_id, message.c.body)
+    .where(message.c.conversation_id == sa.bindparam("conversation_id"), message.c.id > sa.bindparam("after"))
+    .order_by(message.c.id)
+)
+of_conversation = message.c.conversation_id == sa.bindparam("conversation_id")
+LAST_ID = sa.select(sa.func.coalesce(sa.func.max(message.c.id), 0)).where(of_conversation)
+LAST_USER_ID = LAST_ID.where(message.c.role == "user")
+BUTTON_MESSAGE = sa.select(message.c.body).where(
+    message.c.id == sa.bindparam("message_id"),
+    of_conversation,
+    message.c.role == "bot",
+    message.c.id > LAST_USER_ID.scalar_subquery(),
+)
+LAST_USER_BODY = (
+    sa.select(message.c.body)
+    .where(of_conversation, message.c.role == "user")
+    .order_by(message.c.id.desc())
+    .limit(1)
+)
+route_count = sa.func.count().label("count")
+COUNT_ROUTES = (
+    sa.select(switch.c.from_host, switch.c.to_host, route_count)
+    .where(switch.c.at >= sa.bindparam("since"))
+    .group_by(switch.c.from_host, switch.c.to_host)
+    .order_by(route_count.desc(), switch.c.from_host, switch.c.to_host)
+)
 
-def create_conversation(db: sqlite3.Connection, conversation_id: str, host_id: str) -> Conversation:
+
+def lock_conversation(db: Connection, conversation_id: str, now: float) -> None:
+    """Hold the conversation's row until the transaction ends, so its writes go one at a time.
+
+    On PostgreSQL a message id is drawn when the row is inserted, not when it
+    is committed; with every transcript write behind this lock, ids of one
+    conversation become visible in the order they were drawn, which is what
+    lets a reader resume after the last id it saw. SQLite has one writer at a
+    time anyway.
+    """
+    db.execute(LOCK, {"conversation_id": conversation_id, "now": now})
+
+
+def create_conversation(db: Connection, conversation_id: str, host_id: str) -> Conversation:
     now = time.time()
-    db.execute(
-        "INSERT INTO conversation (id, host_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        (conversation_id, host_id, now, now),
-    )
+    db.execute(INSERT_CONVERSATION, {
+        "id": conversation_id, "host_id": host_id, "created_at": now, "updated_at": now,
+    })
     return Conversation(conversation_id, host_id)
 
 
-def find_conversation(db: sqlite3.Connection, conversation_id: str | None) -> Conversation | None:
+def find_conversation(db: Connection, conversation_id: str | None) -> Conversation | None:
     if not conversation_id:
         return None
-    row = db.execute(
-        "SELECT id, host_id FROM conversation WHERE id = ?", (conversation_id,)
-    ).fetchone()
-    return Conversation(row["id"], row["host_id"]) if row else None
+    row = db.execute(FIND_CONVERSATION, {"conversation_id": conversation_id}).first()
+    return Conversation(row.id, row.host_id) if row else None
 
 
 def switch_host(
-    db: sqlite3.Connection, conversation: Conversation, to_host: str, reason: str | None
+    db: Connection, conversation: Conversation, to_host: str, reason: str | None
 ) -> Conversation:
     """Record a handoff and make ``to_host`` the only host this conversation reaches."""
     now = time.time()
-    with db:
-        db.execute("BEGIN")
-        db.execute(
-            "INSERT INTO switch (conversation_id, from_host, to_host, reason, at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (conversation.id, conversation.host_id, to_host, reason, now),
-        )
-        db.execute(
-            "UPDATE conversation SET host_id = ?, updated_at = ? WHERE id = ?",
-            (to_host, now, conversation.id),
-        )
+    with transaction(db):
+        db.execute(MOVE, {"conversation_id": conversation.id, "to_host": to_host, "now": now})
+        db.execute(INSERT_SWITCH, {
+            "conversation_id": conversation.id, "from_host": conversation.host_id, "to_host": to_host,
+            "reason": reason, "at": now,
+        })
     return Conversation(conversation.id, to_host)
 
 
 def add_message(
-    db: sqlite3.Connection, conversation_id: str, role: str, host_id: str | None, body: dict
+    db: Connection, conversation_id: str, role: str, host_id: str | None, body: dict
 ) -> Message:
-    cursor = db.execute(
-        "INSERT INTO message (conversation_id, role, host_id, body, at) VALUES (?, ?, ?, ?, ?)",
-        (conversation_id, role, host_id, json.dumps(body), time.time()),
-    )
-    return Message(cursor.lastrowid, role, host_id, body)
+    now = time.time()
+    with transaction(db):
+        lock_conversation(db, conversation_id, now)
+        result = db.execute(INSERT_MESSAGE, {
+            "conversation_id": conversation_id, "role": role, "host_id": host_id, "body": json.dumps(body),
+            "at": now,
+        })
+    return Message(result.inserted_primary_key[0], role, host_id, body)
 
 
-def list_messages(
-    db: sqlite3.Connection, conversation_id: str, after_id: int = 0
-) -> list[Message]:
-    rows = db.execute(
-        "SELECT id, role, host_id, body FROM message "
-        "WHERE conversation_id = ? AND id > ? ORDER BY id",
-        (conversation_id, after_id),
-    ).fetchall()
-    return [Message(r["id"], r["role"], r["host_id"], json.loads(r["body"])) for r in rows]
+def list_messages(db: Connection, conversation_id: str, after_id: int = 0) -> list[Message]:
+    rows = db.execute(LIST_MESSAGES, {"conversation_id": conversation_id, "after": after_id})
+    return [Message(row.id, row.role, row.host_id, json.loads(row.body)) for row in rows]
 
 
 def find_button(
-    db: sqlite3.Connection, conversation_id: str, message_id: int, index: int
+    db: Connection, conversation_id: str, message_id: int, index: int
 ) -> dict[str, Any] | None:
     """Return a button of the latest bot reply, or None if it is not one.
 
     Only the reply since the person's last message counts, so an old button
     cannot be replayed after the conversation has moved on.
     """
-    last_user = db.execute(
-        "SELECT COALESCE(MAX(id), 0) FROM message WHERE conversation_id = ? AND role = 'user'",
-        (conversation_id,),
-    ).fetchone()[0]
-    row = db.execute(
-        "SELECT body FROM message WHERE id = ? AND conversation_id = ? AND role = 'bot' AND id > ?",
-        (message_id, conversation_id, last_user),
-    ).fetchone()
-    if row is None:
+    body = db.execute(BUTTON_MESSAGE, {"conversation_id": conversation_id, "message_id": message_id}).scalar()
+    if body is None:
         return None
-    buttons = json.loads(row["body"]).get("buttons") or []
+    buttons = json.loads(body).get("buttons") or []
     return buttons[index] if 0 <= index < len(buttons) else None
 
 
-def last_message_id(db: sqlite3.Connection, conversation_id: str) -> int:
-    return db.execute(
-        "SELECT COALESCE(MAX(id), 0) FROM message WHERE conversation_id = ?", (conversation_id,)
-    ).fetchone()[0]
+def last_message_id(db: Connection, conversation_id: str) -> int:
+    return db.execute(LAST_ID, {"conversation_id": conversation_id}).scalar_one()
 
 
-def last_user_text(db: sqlite3.Connection, conversation_id: str) -> str | None:
+def last_user_text(db: Connection, conversation_id: str) -> str | None:
     """Return the text of the person's latest message, or None if they have not written."""
-    row = db.execute(
-        "SELECT body FROM message WHERE conversation_id = ? AND role = 'user' ORDER BY id DESC LIMIT 1",
-        (conversation_id,),
-    ).fetchone()
-    return json.loads(row["body"]).get("text") if row else None
+    body = db.execute(LAST_USER_BODY, {"conversation_id": conversation_id}).scalar()
+    return json.loads(body).get("text") if body is not None else None
 
 
-def count_routes(db: sqlite3.Connection, since: float) -> list[sqlite3.Row]:
+def count_routes(db: Connection, since: float) -> list[RowMapping]:
     """Return (from_host, to_host, count) of the switches since a time, most frequent first."""
-    return db.execute(
-        "SELECT from_host, to_host, COUNT(*) AS count FROM switch WHERE at >= ? "
-        "GROUP BY from_host, to_host ORDER BY count DESC, from_host, to_host",
-        (since,),
-    ).fetchall()
+    return list(db.execute(COUNT_ROUTES, {"since": since}).mappings())

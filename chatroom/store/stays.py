@@ -1,17 +1,18 @@
 """Stays at a human desk: the Parlant session of each, how far it was relayed, who handles it."""
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from .conversations import add_message, last_message_id
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-STAY_COLUMNS = (
-    "session_id, conversation_id, host_id, from_host, reason, opened_at, handoff_message_id, "
-    "next_offset, taken_by, first_reply_at, closed_at, outcome, no_answer_told_at"
-)
+from .conversations import add_message, last_message_id, lock_conversation
+from .engine import transaction
+from .schema import conversation, desk_event, desk_notice, desk_session, desk_typing
+
+stay = desk_session.c
 
 
 @dataclass(frozen=True)
@@ -33,68 +34,121 @@ class Stay:
     no_answer_told_at: float | None
 
 
+def insert_unless_present(table: sa.Table) -> sa.Insert:
+    """Return an INSERT of one row (parameters named by column) that does nothing if its key is taken.
+
+    Racing inserts of one key need a lock held around it (the conversation's):
+    PostgreSQL would otherwise let both pass the check and fail the second.
+    """
+    row = sa.select(*(sa.bindparam(column.name, type_=column.type) for column in table.columns))
+    taken = sa.exists().where(*(column == sa.bindparam(column.name) for column in table.primary_key.columns))
+    return sa.insert(table).from_select([column.name for column in table.columns], row.where(~taken))
+
+
+# Built once, like the conversation statements. SQLAlchemy keeps the names of
+# the updated table's columns for its own parameters, hence "stay" and "conversation".
+this_stay = stay.session_id == sa.bindparam("stay")
+of_conversation = stay.conversation_id == sa.bindparam("conversation")
+SUPERSEDE = sa.update(desk_session).where(of_conversation, stay.closed_at.is_(None)).values(
+    closed_at=sa.bindparam("now"), outcome="superseded"
+)
+INSERT_STAY = sa.insert(desk_session)
+SELECT_STAYS = sa.select(desk_session)
+FIND_STAY = SELECT_STAYS.where(this_stay)
+FIND_OPEN_STAY = SELECT_STAYS.where(of_conversation, stay.closed_at.is_(None)).order_by(
+    stay.opened_at.desc()
+).limit(1)
+LIST_OPEN_STAYS = SELECT_STAYS.where(stay.closed_at.is_(None)).order_by(stay.opened_at)
+LIST_STAYS_SINCE = SELECT_STAYS.where(stay.opened_at >= sa.bindparam("since")).order_by(stay.opened_at)
+LIST_CONVERSATION_STAYS = SELECT_STAYS.where(of_conversation).order_by(stay.opened_at)
+NEXT_OFFSET = sa.select(stay.next_offset).where(this_stay)
+CLEAR_OLDER_TYPING = sa.delete(desk_typing).where(
+    desk_typing.c.session_id == sa.bindparam("stay"),
+    desk_typing.c.event_offset < sa.bindparam("offset"),
+)
+INSERT_TYPING = insert_unless_present(desk_typing)
+RELAYED_OFFSETS = sa.select(desk_event.c.event_offset).where(
+    desk_event.c.session_id == sa.bindparam("stay"),
+    desk_event.c.event_offset.in_(sa.bindparam("offsets", expanding=True)),
+)
+INSERT_EVENT = sa.insert(desk_event)
+# next_offset only moves forward, whichever relay finishes last.
+furthest = sa.case((stay.next_offset < sa.bindparam("reached"), sa.bindparam("reached")),
+                   else_=stay.next_offset)
+ADVANCE = sa.update(desk_session).where(this_stay).values(next_offset=furthest)
+ADVANCE_AND_ANSWER = ADVANCE.values(first_reply_at=sa.func.coalesce(stay.first_reply_at, sa.bindparam("now")))
+TAKE = sa.update(desk_session).where(this_stay).values(taken_by=sa.bindparam("operator"))
+TAKE_IF_FREE = TAKE.where(stay.taken_by.is_(None))
+TAKEN_BY = sa.select(stay.taken_by).where(this_stay)
+CLOSE = sa.update(desk_session).where(this_stay, stay.closed_at.is_(None)).values(
+    closed_at=sa.bindparam("now"), outcome=sa.bindparam("ending")
+)
+QUEUE_POSITION = sa.select(sa.func.count()).select_from(desk_session).where(
+    stay.host_id == sa.bindparam("host_id"), stay.closed_at.is_(None), stay.first_reply_at.is_(None),
+    stay.opened_at <= sa.bindparam("opened_at"),
+)
+REPLY_WAITS = sa.select(stay.first_reply_at - stay.opened_at).where(
+    stay.host_id == sa.bindparam("host_id"), stay.opened_at >= sa.bindparam("since"),
+    stay.first_reply_at.is_not(None),
+)
+TELL_NO_ANSWER = sa.update(desk_session).where(this_stay, stay.no_answer_told_at.is_(None)).values(
+    no_answer_told_at=sa.bindparam("now")
+)
+TYPING = sa.select(desk_typing.c.name, desk_typing.c.until).where(
+    desk_typing.c.session_id == sa.bindparam("stay"), desk_typing.c.until > sa.bindparam("now")
+)
+# The lock of lock_conversation, found from the stay.
+LOCK_STAY_CONVERSATION = sa.update(conversation).where(
+    conversation.c.id == sa.select(stay.conversation_id).where(this_stay).scalar_subquery()
+).values(updated_at=sa.bindparam("now"))
+INSERT_NOTICE = insert_unless_present(desk_notice)
+# The preserve_rowcount option keeps the count of rows an INSERT ... SELECT wrote.
+COUNTED = {"preserve_rowcount": True}
+
+
 def open_stay(
-    db: sqlite3.Connection, session_id: str, conversation_id: str, host_id: str,
+    db: Connection, session_id: str, conversation_id: str, host_id: str,
     from_host: str, reason: str | None,
 ) -> Stay:
     """Record a new desk stay; any stay still open for the conversation is closed first."""
     now = time.time()
-    with db:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "UPDATE desk_session SET closed_at = ?, outcome = 'superseded' "
-            "WHERE conversation_id = ? AND closed_at IS NULL",
-            (now, conversation_id),
+    with transaction(db):
+        lock_conversation(db, conversation_id, now)
+        db.execute(SUPERSEDE, {"conversation": conversation_id, "now": now})
+        opened = Stay(
+            session_id, conversation_id, host_id, from_host, reason, opened_at=now,
+            handoff_message_id=last_message_id(db, conversation_id), next_offset=0, taken_by=None,
+            first_reply_at=None, closed_at=None, outcome=None, no_answer_told_at=None,
         )
-        db.execute(
-            "INSERT INTO desk_session (session_id, conversation_id, host_id, from_host, reason, "
-            "opened_at, handoff_message_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (session_id, conversation_id, host_id, from_host, reason, now,
-             last_message_id(db, conversation_id)),
-        )
-    return find_stay(db, session_id)
+        db.execute(INSERT_STAY, asdict(opened))
+    return opened
 
 
-def _stay(row: sqlite3.Row | None) -> Stay | None:
-    return Stay(**dict(row)) if row else None
+def _stays(db: Connection, query: sa.Select, **parameters: Any) -> list[Stay]:
+    return [Stay(**row) for row in db.execute(query, parameters).mappings()]
 
 
-def find_stay(db: sqlite3.Connection, session_id: str) -> Stay | None:
-    return _stay(db.execute(
-        f"SELECT {STAY_COLUMNS} FROM desk_session WHERE session_id = ?", (session_id,)
-    ).fetchone())
+def find_stay(db: Connection, session_id: str) -> Stay | None:
+    found = _stays(db, FIND_STAY, stay=session_id)
+    return found[0] if found else None
 
 
-def find_open_stay(db: sqlite3.Connection, conversation_id: str) -> Stay | None:
+def find_open_stay(db: Connection, conversation_id: str) -> Stay | None:
     """Return the conversation's current desk stay, or None if it is not at a desk."""
-    return _stay(db.execute(
-        f"SELECT {STAY_COLUMNS} FROM desk_session "
-        "WHERE conversation_id = ? AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1",
-        (conversation_id,),
-    ).fetchone())
+    found = _stays(db, FIND_OPEN_STAY, conversation=conversation_id)
+    return found[0] if found else None
 
 
-def list_stays(
-    db: sqlite3.Connection, *, open_only: bool = True, since: float = 0.0
-) -> list[Stay]:
-    where = "closed_at IS NULL" if open_only else "opened_at >= ?"
-    params = () if open_only else (since,)
-    rows = db.execute(
-        f"SELECT {STAY_COLUMNS} FROM desk_session WHERE {where} ORDER BY opened_at", params
-    ).fetchall()
-    return [_stay(row) for row in rows]
+def list_stays(db: Connection, *, open_only: bool = True, since: float = 0.0) -> list[Stay]:
+    return _stays(db, LIST_OPEN_STAYS) if open_only else _stays(db, LIST_STAYS_SINCE, since=since)
 
 
-def list_conversation_stays(db: sqlite3.Connection, conversation_id: str) -> list[Stay]:
-    rows = db.execute(
-        f"SELECT {STAY_COLUMNS} FROM desk_session WHERE conversation_id = ? ORDER BY opened_at",
-        (conversation_id,),
-    ).fetchall()
-    return [_stay(row) for row in rows]
+def list_conversation_stays(db: Connection, conversation_id: str) -> list[Stay]:
+    return _stays(db, LIST_CONVERSATION_STAYS, conversation=conversation_id)
 
 
 def store_stay_events(
-    db: sqlite3.Connection, desk: Stay, messages: list[tuple[int, dict]], next_offset: int,
+    db: Connection, desk: Stay, messages: list[tuple[int, dict]], next_offset: int,
     typing: tuple[int, str | None, float] | None = None,
 ) -> int:
     """Store relayed messages keyed by their Parlant offset, skipping any stored before.
@@ -107,113 +161,74 @@ def store_stay_events(
     is applied only by a relay that got at least as far as any before it, so a
     slow relay never brings back a typing indicator a later message ended.
     """
-    stored = 0
     now = time.time()
-    with db:
-        db.execute("BEGIN IMMEDIATE")
+    this = {"stay": desk.session_id}
+    with transaction(db):
+        # Relays of one stay run one at a time from here on, so each sees what the last stored.
+        lock_conversation(db, desk.conversation_id, now)
         if typing is not None:
-            furthest = db.execute(
-                "SELECT next_offset FROM desk_session WHERE session_id = ?", (desk.session_id,)
-            ).fetchone()
-            if furthest is not None and next_offset >= furthest[0]:
+            furthest_yet = db.execute(NEXT_OFFSET, this).scalar()
+            if furthest_yet is not None and next_offset >= furthest_yet:
                 offset, name, until = typing
-                db.execute(
-                    "DELETE FROM desk_typing WHERE session_id = ? AND event_offset < ?",
-                    (desk.session_id, offset),
-                )
+                db.execute(CLEAR_OLDER_TYPING, {**this, "offset": offset})
                 if name:
-                    db.execute(
-                        "INSERT OR IGNORE INTO desk_typing (session_id, event_offset, name, until) "
-                        "VALUES (?, ?, ?, ?)",
-                        (desk.session_id, offset, name, until),
-                    )
+                    db.execute(INSERT_TYPING, {"session_id": desk.session_id, "event_offset": offset,
+                                               "name": name, "until": until})
+        offsets = [offset for offset, _body in messages]
+        seen = set(db.execute(RELAYED_OFFSETS, {**this, "offsets": offsets}).scalars() if offsets else ())
+        stored = 0
         for offset, body in messages:
-            seen = db.execute(
-                "SELECT 1 FROM desk_event WHERE session_id = ? AND event_offset = ?",
-                (desk.session_id, offset),
-            ).fetchone()
-            if seen:
+            if offset in seen:
                 continue
+            seen.add(offset)
             message = add_message(db, desk.conversation_id, "bot", desk.host_id, body)
-            db.execute(
-                "INSERT INTO desk_event (session_id, event_offset, message_id) VALUES (?, ?, ?)",
-                (desk.session_id, offset, message.id),
-            )
+            db.execute(INSERT_EVENT, {"session_id": desk.session_id, "event_offset": offset,
+                                      "message_id": message.id})
             stored += 1
-        if stored:
-            db.execute(
-                "UPDATE desk_session SET first_reply_at = COALESCE(first_reply_at, ?) WHERE session_id = ?",
-                (now, desk.session_id),
-            )
-        db.execute(
-            "UPDATE desk_session SET next_offset = MAX(next_offset, ?) WHERE session_id = ?",
-            (next_offset, desk.session_id),
-        )
+        advance = ADVANCE_AND_ANSWER if stored else ADVANCE
+        db.execute(advance, {**this, "reached": next_offset, "now": now})
     return stored
 
 
-def take_stay(db: sqlite3.Connection, session_id: str, operator: str, *, force: bool) -> str | None:
+def take_stay(db: Connection, session_id: str, operator: str, *, force: bool) -> str | None:
     """Mark who handles a desk stay (only if nobody does yet, unless forced); return who does."""
-    if force:
-        db.execute("UPDATE desk_session SET taken_by = ? WHERE session_id = ?", (operator, session_id))
-    else:
-        db.execute(
-            "UPDATE desk_session SET taken_by = ? WHERE session_id = ? AND taken_by IS NULL",
-            (operator, session_id),
-        )
-    row = db.execute("SELECT taken_by FROM desk_session WHERE session_id = ?", (session_id,)).fetchone()
-    return row["taken_by"] if row else None
+    db.execute(TAKE if force else TAKE_IF_FREE, {"stay": session_id, "operator": operator})
+    return db.execute(TAKEN_BY, {"stay": session_id}).scalar()
 
 
-def close_stay(db: sqlite3.Connection, session_id: str, outcome: str) -> bool:
+def close_stay(db: Connection, session_id: str, outcome: str) -> bool:
     """End a desk stay; return False if it had already ended."""
-    cursor = db.execute(
-        "UPDATE desk_session SET closed_at = ?, outcome = ? WHERE session_id = ? AND closed_at IS NULL",
-        (time.time(), outcome, session_id),
-    )
-    return cursor.rowcount == 1
+    closed = db.execute(CLOSE, {"stay": session_id, "ending": outcome, "now": time.time()})
+    return closed.rowcount == 1
 
 
-def queue_position(db: sqlite3.Connection, stay: Stay) -> int:
+def queue_position(db: Connection, stay: Stay) -> int:
     """Return the stay's place among those at its desk still waiting for a first reply (1 = next)."""
-    return db.execute(
-        "SELECT COUNT(*) FROM desk_session WHERE host_id = ? AND closed_at IS NULL "
-        "AND first_reply_at IS NULL AND opened_at <= ?",
-        (stay.host_id, stay.opened_at),
-    ).fetchone()[0]
+    return db.execute(QUEUE_POSITION, {"host_id": stay.host_id, "opened_at": stay.opened_at}).scalar_one()
 
 
-def recent_reply_waits(db: sqlite3.Connection, host_id: str, since: float) -> list[float]:
+def recent_reply_waits(db: Connection, host_id: str, since: float) -> list[float]:
     """Return the seconds each stay at a desk since ``since`` waited for its first human reply."""
-    rows = db.execute(
-        "SELECT first_reply_at - opened_at FROM desk_session "
-        "WHERE host_id = ? AND opened_at >= ? AND first_reply_at IS NOT NULL",
-        (host_id, since),
-    ).fetchall()
-    return [row[0] for row in rows]
+    return list(db.execute(REPLY_WAITS, {"host_id": host_id, "since": since}).scalars())
 
 
-def mark_no_answer_told(db: sqlite3.Connection, session_id: str) -> bool:
+def mark_no_answer_told(db: Connection, session_id: str) -> bool:
     """Record that the person was told nobody answered; False if they had been already."""
-    cursor = db.execute(
-        "UPDATE desk_session SET no_answer_told_at = ? WHERE session_id = ? AND no_answer_told_at IS NULL",
-        (time.time(), session_id),
-    )
-    return cursor.rowcount == 1
+    return db.execute(TELL_NO_ANSWER, {"stay": session_id, "now": time.time()}).rowcount == 1
 
 
-def find_stay_typing(db: sqlite3.Connection, session_id: str, now: float) -> dict[str, Any] | None:
+def find_stay_typing(db: Connection, session_id: str, now: float) -> dict[str, Any] | None:
     """Return who is typing in a stay and until when, or None if nobody is (or it has run out)."""
-    row = db.execute(
-        "SELECT name, until FROM desk_typing WHERE session_id = ? AND until > ?", (session_id, now)
-    ).fetchone()
-    return {"name": row["name"], "until": row["until"]} if row else None
+    row = db.execute(TYPING, {"stay": session_id, "now": now}).first()
+    return {"name": row.name, "until": row.until} if row else None
 
 
-def mark_stay_notice(db: sqlite3.Connection, session_id: str, kind: str) -> bool:
+def mark_stay_notice(db: Connection, session_id: str, kind: str) -> bool:
     """Record that a once-per-stay notice was decided on; False if it had been already."""
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO desk_notice (session_id, kind, at) VALUES (?, ?, ?)",
-        (session_id, kind, time.time()),
-    )
-    return cursor.rowcount == 1
+    now = time.time()
+    with transaction(db):
+        db.execute(LOCK_STAY_CONVERSATION, {"stay": session_id, "now": now})
+        result = db.execute(
+            INSERT_NOTICE, {"session_id": session_id, "kind": kind, "at": now}, execution_options=COUNTED
+        )
+    return result.rowcount == 1
