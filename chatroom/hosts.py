@@ -6,7 +6,6 @@ and otherwise just passes their messages on (``send``).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any, Protocol
 
 import requests
@@ -74,7 +73,7 @@ class ParlantHost:
     person through the relay, so a turn here returns only what the chatroom says.
     """
 
-    def __init__(self, host: Host, client: parlant_client.Parlant, connection: sqlite3.Connection) -> None:
+    def __init__(self, host: Host, client: parlant_client.Parlant, connection: store.Connection) -> None:
         self.host = host
         self.client = client
         self.db = connection
@@ -118,7 +117,7 @@ class ParlantHost:
             raise HostUnavailable(f"{self.host.id}: {exc}") from None
 
 
-def adapter_for(host: Host, connection: sqlite3.Connection) -> Adapter:
+def adapter_for(host: Host, connection: store.Connection) -> Adapter:
     """Return the adapter that talks to this host."""
     if host.kind == "rasa":
         return RasaHost(host, http_session())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from typing import Any
 
@@ -49,7 +48,7 @@ def turn_lock(conversation_id: str):
 class Router:
     """Runs turns, handoffs and hand-backs against the routing table with one config and time budget."""
 
-    def __init__(self, connection: sqlite3.Connection, config: HandoffConfig) -> None:
+    def __init__(self, connection: store.Connection, config: HandoffConfig) -> None:
         self.db = connection
         self.config = config
         self.gates = current_app.extensions["gates"]
@@ -101,7 +100,8 @@ class Router:
                 logger.warning("conversation=%s host=%s unavailable: %s", conversation.id, host.id, exc)
                 self.notice(conversation, HOST_UNAVAILABLE.format(title=host.title))
                 return conversation
-        request = self.store_replies(conversation, host, replies)
+        with store.transaction(self.db):
+            request = self.store_replies(conversation, host, replies)
         if request is not None:
             conversation = self.hand_off(conversation, host, request)
         return conversation
@@ -175,10 +175,12 @@ class Router:
             )
             return conversation
         reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
-        conversation = store.switch_host(self.db, conversation, target.id, reason)
+        with store.transaction(self.db):
+            conversation = store.switch_host(self.db, conversation, target.id, reason)
+            self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
+            again = self.store_replies(conversation, target, greeting)
         logger.info("conversation=%s handed off %s -> %s", conversation.id, current.id, target.id)
-        self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
-        if self.store_replies(conversation, target, greeting) is not None:
+        if again is not None:
             # One hop per turn: a greeting that hands off again would bounce the person around.
             logger.warning(
                 "conversation=%s host=%s handed off in its greeting; ignored",

@@ -14,7 +14,6 @@ typing" in the state workers share (never in the transcript or in Parlant).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import statistics
 import threading
 import time
@@ -69,7 +68,7 @@ def transcript_json(messages: list[store.Message], config: HandoffConfig) -> lis
 
 
 def open_stay(
-    connection: sqlite3.Connection, client: parlant_client.Parlant, config: HandoffConfig, desk: Host,
+    connection: store.Connection, client: parlant_client.Parlant, config: HandoffConfig, desk: Host,
     conversation: store.Conversation, from_host: Host | None, reason: str | None,
 ) -> store.Stay:
     """Open a manual-mode Parlant session for a conversation arriving at ``desk``.
@@ -105,7 +104,7 @@ def open_stay(
 
 
 def current_stay(
-    connection: sqlite3.Connection, config: HandoffConfig, conversation: store.Conversation
+    connection: store.Connection, config: HandoffConfig, conversation: store.Conversation
 ) -> tuple[Host, store.Stay] | None:
     """Return the desk a conversation is at and its open stay, or None if it is with a bot."""
     host = config.find_host(conversation.host_id)
@@ -140,7 +139,7 @@ def fetch_events(client: parlant_client.Parlant, stay: store.Stay, wait: int = 0
     return client.list_events(stay.session_id, min_offset=stay.next_offset, wait_for_data=wait)
 
 
-def store_events(connection: sqlite3.Connection, stay: store.Stay, events: list[dict[str, Any]]) -> int:
+def store_events(connection: store.Connection, stay: store.Stay, events: list[dict[str, Any]]) -> int:
     """Copy the operator messages among Parlant events into the transcript; return how many were new.
 
     Reads from the first offset not yet relayed, so nothing is skipped, and
@@ -162,7 +161,7 @@ def store_events(connection: sqlite3.Connection, stay: store.Stay, events: list[
 
 
 def relay(
-    connection: sqlite3.Connection, client: parlant_client.Parlant, stay: store.Stay, wait: int = 0
+    connection: store.Connection, client: parlant_client.Parlant, stay: store.Stay, wait: int = 0
 ) -> int:
     """Fetch and store what is new in a stay's session (see store_events); return how many were new."""
     return store_events(connection, stay, fetch_events(client, stay, wait))
