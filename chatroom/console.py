@@ -31,7 +31,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from handoff.config import HandoffConfig, Host, current_config
 
 from . import events, parlant_client, stays, store
-from .routing import Router, turn_lock
+from .routing import HANDED_BACK, Router, turn_lock
 from .web import ApiError, host_json, read_after, read_body, read_text
 
 logger = logging.getLogger(__name__)
@@ -352,7 +352,7 @@ def hand_back(conversation_id: str):
     if not isinstance(host_id, str) or not host_id:
         raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
     conversation = Router(store.get_db(), current_config()).hand_back(
-        conversation_id, host_id, "handed_back", operator()
+        conversation_id, host_id, HANDED_BACK, operator()
     )
     events.changed(conversation.id)
     return jsonify(conversation_json(conversation, read_after()))

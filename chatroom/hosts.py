@@ -9,11 +9,14 @@ import logging
 from typing import Any, Protocol
 
 import requests
+from flask import current_app
 
 from handoff.config import Host, current_config
-from handoff.payload import REASON, arrival_message
+from handoff.envelope import METADATA_KEY, REQUEST
+from handoff.payload import arrival_message
 
 from . import parlant_client, stays, store
+from .a2a_client import A2AClient, A2AHostError
 from .web import http_session
 
 logger = logging.getLogger(__name__)
@@ -27,7 +30,7 @@ class Adapter(Protocol):
     def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]: ...
 
     def arrive(
-        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+        self, conversation_id: str, from_host: Host, envelope: dict[str, Any], timeout: float
     ) -> list[dict[str, Any]]: ...
 
 
@@ -38,13 +41,16 @@ class RasaHost:
         self.host = host
         self.http = http
 
-    def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
+    def send(
+        self, conversation_id: str, text: str, timeout: float, metadata: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Send one message and return the host's replies."""
         url = f"{self.host.url}/webhooks/rest/webhook"
+        body: dict[str, Any] = {"sender": conversation_id, "message": text}
+        if metadata:
+            body["metadata"] = metadata
         try:
-            response = self.http.post(
-                url, json={"sender": conversation_id, "message": text}, timeout=timeout
-            )
+            response = self.http.post(url, json=body, timeout=timeout)
         except requests.RequestException as exc:
             raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
         if response.status_code != 200:
@@ -60,10 +66,12 @@ class RasaHost:
         return replies
 
     def arrive(
-        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+        self, conversation_id: str, from_host: Host, envelope: dict[str, Any], timeout: float
     ) -> list[dict[str, Any]]:
-        """Tell the bot where the person comes from; it greets them (or welcomes them back)."""
-        return self.send(conversation_id, arrival_message(from_host.url), timeout)
+        """Tell the bot where the person comes from, with the envelope as REST metadata."""
+        return self.send(
+            conversation_id, arrival_message(from_host.url), timeout, metadata={METADATA_KEY: envelope}
+        )
 
 
 class ParlantHost:
@@ -79,11 +87,10 @@ class ParlantHost:
         self.db = connection
 
     def arrive(
-        self, conversation_id: str, from_host: Host, request: dict[str, Any], timeout: float
+        self, conversation_id: str, from_host: Host, envelope: dict[str, Any], timeout: float
     ) -> list[dict[str, Any]]:
         """Open a stay: a session holding the transcript, where the person came from and why."""
-        reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
-        self._open_stay(conversation_id, from_host, reason, timeout)
+        self._open_stay(conversation_id, from_host, envelope, timeout)
         return [{"text": stays.CONNECTING.format(title=self.host.title)}]
 
     def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
@@ -95,18 +102,19 @@ class ParlantHost:
             # the host they came from the first time.
             earlier = store.list_conversation_stays(self.db, conversation_id)
             from_host = current_config().find_host(earlier[-1].from_host) if earlier else None
-            stay = self._open_stay(conversation_id, from_host, stays.WROTE_AGAIN, timeout)
+            envelope = {REQUEST: stays.WROTE_AGAIN}
+            stay = self._open_stay(conversation_id, from_host, envelope, timeout)
             replies = [{"text": stays.CONNECTING.format(title=self.host.title)}]
         self._call(self.client.create_customer_event, stay.session_id, text, timeout=timeout)
         return replies
 
     def _open_stay(
-        self, conversation_id: str, from_host: Host | None, reason: str | None, timeout: float
+        self, conversation_id: str, from_host: Host | None, envelope: dict[str, Any], timeout: float
     ) -> store.Stay:
         conversation = store.find_conversation(self.db, conversation_id)
         return self._call(
             stays.open_stay, self.db, self.client, current_config(), self.host, conversation,
-            from_host, reason, timeout=timeout,
+            from_host, envelope, timeout=timeout,
         )
 
     def _call(self, function, *args: Any, timeout: float) -> Any:
@@ -117,10 +125,44 @@ class ParlantHost:
             raise HostUnavailable(f"{self.host.id}: {exc}") from None
 
 
+class A2AHost:
+    """Any agent speaking the Agent2Agent protocol; the conversation is its contextId (see a2a_client.py)."""
+
+    def __init__(self, host: Host, client: A2AClient) -> None:
+        self.host = host
+        self.client = client
+
+    def send(
+        self, conversation_id: str, text: str, timeout: float, envelope: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send one turn; the agent's replies, and its handoff request as a Rasa-style custom message."""
+        try:
+            reply = self.client.send(self.host.url, conversation_id, text, timeout=timeout, envelope=envelope)
+        except A2AHostError as exc:
+            raise HostUnavailable(f"{self.host.id}: {exc}") from None
+        return reply.rest_messages()
+
+    def arrive(
+        self, conversation_id: str, from_host: Host, envelope: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]:
+        """Send the arrival, exactly as to a Rasa bot, with the envelope as a data part."""
+        return self.send(conversation_id, arrival_message(from_host.url), timeout, envelope=envelope)
+
+
+def a2a_client() -> A2AClient:
+    """Return the app's A2A client (it keeps each agent's card and open tasks)."""
+    client = current_app.extensions.get("a2a")
+    if client is None:
+        client = current_app.extensions["a2a"] = A2AClient(http_session())
+    return client
+
+
 def adapter_for(host: Host, connection: store.Connection) -> Adapter:
     """Return the adapter that talks to this host."""
     if host.kind == "rasa":
         return RasaHost(host, http_session())
     if host.kind == "parlant":
         return ParlantHost(host, stays.desk_client(host), connection)
-    raise HostUnavailable(f"{host.id}: kind '{host.kind}' is not served by this chatroom yet")
+    if host.kind == "a2a":
+        return A2AHost(host, a2a_client())
+    raise HostUnavailable(f"{host.id}: kind '{host.kind}' is not served by this chatroom")

@@ -8,7 +8,15 @@ from typing import Any
 from flask import current_app
 
 from handoff.config import HandoffConfig, Host
-from handoff.payload import HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
+from handoff.envelope import (
+    CONVERSATION_ID,
+    NAMED_TARGET,
+    OPERATOR_HANDBACK,
+    build_envelope,
+    mask,
+    read_envelope,
+)
+from handoff.payload import FROM_HOST, HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
 
 from . import parlant_client, stays, store
 from .hosts import HostUnavailable, adapter_for
@@ -30,6 +38,8 @@ HANDOFF_REFUSED = (
 )
 HOST_REMOVED = "{title} is no longer available here, so you are now talking to {entry}."
 
+# How a stay at a desk ended when an operator handed the person back (the person leaving is "left").
+HANDED_BACK = "handed_back"
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
 
@@ -148,16 +158,24 @@ class Router:
             )
             self.notice(conversation, HANDOFF_REFUSED.format(current=current.title))
             return conversation
-        return self.switch(conversation, current, target, request)
+        return self.switch(conversation, current, target, read_envelope(request))
 
     def switch(
-        self, conversation: store.Conversation, current: Host, target: Host, request: dict[str, Any]
+        self, conversation: store.Conversation, current: Host, target: Host, envelope: dict[str, Any]
     ) -> store.Conversation:
-        """Tell ``target`` the person arrives from ``current``; if it answers, make it their host."""
+        """Tell ``target`` the person arrives from ``current``; if it answers, make it their host.
+
+        The envelope the target gets names where the person really comes from
+        (whatever the sender claimed), and hides personal data unless the target
+        is trusted; that is also what is stored with the switch.
+        """
+        envelope = {**envelope, FROM_HOST: current.url, CONVERSATION_ID: conversation.id}
+        if not target.trusted:
+            envelope = mask(envelope)
         try:
             with self.place_at(target, min(self.queue_wait, self.time_left(target))):
                 greeting = adapter_for(target, self.db).arrive(
-                    conversation.id, current, request, self.time_left(target)
+                    conversation.id, current, envelope, self.time_left(target)
                 )
         except Busy:
             logger.warning(
@@ -174,9 +192,8 @@ class Router:
                 conversation, TARGET_UNAVAILABLE.format(title=target.title, current=current.title)
             )
             return conversation
-        reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
         with store.transaction(self.db):
-            conversation = store.switch_host(self.db, conversation, target.id, reason)
+            conversation = store.switch_host(self.db, conversation, target.id, envelope.get(REASON))
             self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
             again = self.store_replies(conversation, target, greeting)
         logger.info("conversation=%s handed off %s -> %s", conversation.id, current.id, target.id)
@@ -208,8 +225,11 @@ class Router:
                 target = self.config.find_host(stay.from_host) or self.config.entry_host
             if target is None or target.id == desk.id:
                 raise ApiError(400, "Choose a host from handoff_config.yml other than this desk.")
-            request = {HANDOFF_TO: target.id, REASON: f"{outcome} by {by}"}
-            conversation = self.switch(conversation, desk, target, request)
+            envelope = build_envelope(
+                OPERATOR_HANDBACK if outcome == HANDED_BACK else NAMED_TARGET,
+                summary=f"{outcome.replace('_', ' ').capitalize()} by {by} from {desk.title}.",
+            )
+            conversation = self.switch(conversation, desk, target, envelope)
             if conversation.host_id != target.id:
                 raise ApiError(502, f"{target.title} did not answer, so the person is still at {desk.title}.")
             store.close_stay(self.db, stay.session_id, f"{outcome}:{target.id}")

@@ -24,6 +24,8 @@ import requests
 from flask import current_app
 
 from handoff.config import HandoffConfig, Host, current_config
+from handoff.envelope import METADATA_KEY, REQUEST, SUMMARY
+from handoff.payload import REASON
 
 from . import events, parlant_client, store
 from .shared import Busy
@@ -67,15 +69,21 @@ def transcript_json(messages: list[store.Message], config: HandoffConfig) -> lis
     return lines
 
 
+def stay_reason(envelope: dict[str, Any]) -> str | None:
+    """Return what the queue shows as the reason: the person's words, else the sender's summary."""
+    return envelope.get(REQUEST) or envelope.get(SUMMARY) or envelope.get(REASON)
+
+
 def open_stay(
     connection: store.Connection, client: parlant_client.Parlant, config: HandoffConfig, desk: Host,
-    conversation: store.Conversation, from_host: Host | None, reason: str | None,
+    conversation: store.Conversation, from_host: Host | None, envelope: dict[str, Any],
 ) -> store.Stay:
     """Open a manual-mode Parlant session for a conversation arriving at ``desk``.
 
     Its title and metadata name the conversation, the host handed from and the
-    reason; its metadata holds the whole transcript so far.
+    reason; its metadata holds the handoff envelope and the whole transcript so far.
     """
+    reason = stay_reason(envelope)
     agents = client.list_agents()
     if not agents:
         raise parlant_client.ParlantError(f"{client.url} has no agent to stand for the team")
@@ -86,6 +94,7 @@ def open_stay(
         "from_host_url": from_host.url if from_host else None,
         "from_title": from_title,
         "reason": reason,
+        METADATA_KEY: envelope,
         "transcript": transcript_json(store.list_messages(connection, conversation.id), config),
     }
     title = f"{from_title}: {reason}" if reason else f"From {from_title}"

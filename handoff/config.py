@@ -24,7 +24,7 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "handoff_config.yml"
 
 KINDS = ("rasa", "parlant", "a2a")
 TOP_LEVEL_KEYS = ("handoff_hosts", "entry")
-HOST_KEYS = ("title", "url", "kind")
+HOST_KEYS = ("title", "url", "kind", "trusted")
 HOST_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -41,6 +41,8 @@ class Host:
     title: str
     url: str
     kind: str = "rasa"
+    # Whether personal data in a handoff envelope may reach this host unmasked.
+    trusted: bool = False
 
     @property
     def port(self) -> int:
@@ -223,7 +225,10 @@ def _parse_host(host_id: Any, raw: Any, path: Path) -> Host:
     kind = raw.get("kind", "rasa")
     if kind not in KINDS:
         raise ConfigError(f"{where} has kind '{kind}' (use one of: {', '.join(KINDS)})")
-    return Host(id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind)
+    trusted = raw.get("trusted", False)
+    if not isinstance(trusted, bool):
+        raise ConfigError(f"{where} has trusted: {trusted!r} (use true or false)")
+    return Host(id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, trusted=trusted)
 
 
 _cache_lock = threading.Lock()

@@ -16,6 +16,8 @@ from handoff.payload import ARRIVAL_INTENT, handoff_payload
 
 HAND_TO_URL = "hand me to url "
 HAND_TO_ID = "hand me to id "
+# Followed by a JSON object: the custom payload itself (handoff_to, reason, summary, ...).
+HAND_WITH = "hand me with "
 SLEEP = "sleep "
 FAIL = "fail with "
 SILENT = "say nothing"
@@ -25,6 +27,8 @@ SILENT = "say nothing"
 class FakeHost:
     title: str
     received: list[tuple[str, str]] = field(default_factory=list)
+    # The REST metadata that came with each message (None when there was none).
+    metadata: list[dict | None] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -49,6 +53,8 @@ class FakeHost:
         if message.startswith(HAND_TO_URL):
             target = message[len(HAND_TO_URL):]
             return [{"recipient_id": sender, "custom": handoff_payload(target, "Somewhere")}]
+        if message.startswith(HAND_WITH):
+            return [{"recipient_id": sender, "custom": json.loads(message[len(HAND_WITH):])}]
         if message.startswith(HAND_TO_ID):
             return [{"recipient_id": sender, "custom": {"handoff_to": message[len(HAND_TO_ID):]}}]
         return [{"recipient_id": sender, "text": f"{self.title} heard: {message}"}]
@@ -60,6 +66,7 @@ class FakeHost:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
+                fake.metadata.append(body.get("metadata"))
                 reply = fake.reply(body["sender"], body["message"])
                 if isinstance(reply, int):
                     self.send_error(reply)

@@ -1,13 +1,14 @@
 """The chatroom's API and routing, against scripted hosts (fast, no Rasa)."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 import yaml
 
 from chatroom import create_app
-from tests.fakehost import HAND_TO_ID, HAND_TO_URL, FakeHost
+from tests.fakehost import HAND_TO_ID, HAND_TO_URL, HAND_WITH, FakeHost
 
 
 @pytest.fixture
@@ -85,6 +86,30 @@ def test_handoff_switches_and_returns_the_new_greeting(client, hosts):
     say(client, "anyone there?")
     assert hosts["alpha"].messages_from(sender)[-1].startswith(HAND_TO_URL)
     assert hosts["beta"].messages_from(sender)[-1] == "anyone there?"
+
+
+def test_the_envelope_reaches_the_next_host_masked_and_naming_the_host_really_left(app, client, hosts):
+    payload = {
+        "handoff_to": "beta", "reason": "out_of_domain", "summary": "Wants to pay; email jane@example.org",
+        "slots": {"email": "jane@example.org"}, "from_host": "http://elsewhere:1", "language": "en",
+    }
+    assert say(client, f"{HAND_WITH}{json.dumps(payload)}")["host"]["id"] == "beta"
+    sender = hosts["beta"].received[0][0]
+    assert hosts["beta"].metadata[0] == {"handoff": {
+        "reason": "out_of_domain", "summary": "Wants to pay; email j***@e***.org",
+        "slots": {"email": "j***@e***.org"}, "language": "en",
+        "from_host": hosts["alpha"].url, "conversation_id": sender,
+    }}
+
+
+def test_a_trusted_host_gets_the_envelope_unmasked(app, client, hosts, tmp_path):
+    path = tmp_path / "handoff_config.yml"
+    config = yaml.safe_load(path.read_text())
+    config["handoff_hosts"]["beta"]["trusted"] = True
+    path.write_text(yaml.safe_dump(config))
+    payload = {"handoff_to": "beta", "reason": "named_target", "summary": "email jane@example.org"}
+    say(client, f"{HAND_WITH}{json.dumps(payload)}")
+    assert hosts["beta"].metadata[0]["handoff"]["summary"] == "email jane@example.org"
 
 
 def test_handoff_by_id_only_is_accepted(client):
