@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional, TypedDict
@@ -31,7 +31,6 @@ from desk.store import (
     engine_url,
     sql_name,
 )
-from tests.postgres import MISSING, running_postgres, server_binaries
 
 
 class Doc(TypedDict, total=False):
@@ -92,14 +91,6 @@ FILTERS = [
     {"$or": [{"session_id": {"$eq": "s1"}, "kind": {"$eq": k}} for k in ("message", "custom")]},
     {"offset": {"$gte": 2, "$lt": 6}},
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    if server_binaries() is None:
-        pytest.skip(MISSING)
-    with running_postgres() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
