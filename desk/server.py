@@ -43,7 +43,7 @@ async def serve(host: Host, home: Path, token: str, tool_port: int, database: sa
 
         async def tables(store: str) -> SQLDocumentDatabase:
             # Several desks may share one PostgreSQL database: each keeps its own tables.
-            prefix = sql_name("desk", host.id, store)
+            prefix = sql_name("parlant", host.id, store)
             return await stack.enter_async_context(SQLDocumentDatabase(engine, prefix))
 
         sessions = await stack.enter_async_context(

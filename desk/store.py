@@ -45,7 +45,7 @@ DATABASE_URL_ENV = "DATABASE_URL"
 SQLITE_NAME = "parlant.sqlite"
 # The layout of the desk's tables (not Parlant's document versions, which Parlant migrates itself).
 SCHEMA_VERSION = 1
-SCHEMA_TABLE = "desk_schema"
+SCHEMA_TABLE = "parlant_schema"
 # PostgreSQL's limit on identifiers; SQLite has none, but one rule for both keeps names equal.
 MAX_NAME = 63
 MIGRATION_BATCH = 500
