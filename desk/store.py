@@ -43,6 +43,7 @@ logger = logging.getLogger("desk.store")
 
 DATABASE_URL_ENV = "DATABASE_URL"
 SQLITE_NAME = "parlant.sqlite"
+SQLITE_BUSY_SECONDS = 30
 # The layout of the desk's tables (not Parlant's document versions, which Parlant migrates itself).
 SCHEMA_VERSION = 1
 SCHEMA_TABLE = "parlant_schema"
@@ -82,16 +83,20 @@ def engine_url(database_url: str | None, home: Path) -> sa.URL:
 
 def create_engine(url: sa.URL) -> AsyncEngine:
     """Return an engine for ``url``; SQLite gets write-ahead logging so readers never wait on a write."""
-    engine = create_async_engine(url)
-    if url.get_backend_name() == "sqlite":
-        # Connection set-up, not query logic: WAL lets the many long-poll readers run beside the writer,
-        # and synchronous=NORMAL keeps a commit to one write (safe against a crashed process).
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def use_wal(dbapi_connection, _record) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(url)
+    # The desk's own connections are SQLite's only users; on a busy machine one may wait for another's
+    # write (or for recovery after a crash) longer than sqlite3's default 5 s.
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+
+    # Connection set-up, not query logic: WAL lets the many long-poll readers run beside the writer,
+    # and synchronous=NORMAL keeps a commit to one write (safe against a crashed process).
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def use_wal(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
     return engine
 
