@@ -332,7 +332,8 @@ class SQLDocumentCollection(DocumentCollection[TDocument]):
         comparisons = {"$gt": field.__gt__, "$gte": field.__ge__, "$lt": field.__lt__, "$lte": field.__le__}
         if operator not in comparisons:
             raise ValueError(f"filter operator {operator!r} on field {name!r} is not supported")
-        return comparisons[operator](operand)
+        # A literal rather than the bare value: SQLAlchemy takes True/False beside < or > for IS, not a value.
+        return comparisons[operator](sa.literal(operand, type_=field.type))
 
     def order(self, sort: CollectionSort) -> list[sa.ColumnElement[Any]]:
         return [
