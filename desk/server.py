@@ -41,19 +41,22 @@ async def serve(host: Host, home: Path, token: str, tool_port: int, database: sa
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
 
-        async def tables(store: str) -> SQLDocumentDatabase:
+        async def tables(store: str, json_file: str) -> SQLDocumentDatabase:
             # Several desks may share one PostgreSQL database: each keeps its own tables.
             prefix = sql_name("parlant", host.id, store)
-            return await stack.enter_async_context(SQLDocumentDatabase(engine, prefix))
+            database = await stack.enter_async_context(SQLDocumentDatabase(engine, prefix))
+            # What an older desk kept in Parlant's JSON files comes along on the first start.
+            await database.import_json_file(home / json_file)
+            return database
 
         sessions = await stack.enter_async_context(
-            DeskSessionStore(await tables("sessions"), SessionSignals())
+            DeskSessionStore(await tables("sessions", "sessions.json"), SessionSignals())
         )
         customers = await stack.enter_async_context(
-            CustomerDocumentStore(IdGenerator(), await tables("customers"))
+            CustomerDocumentStore(IdGenerator(), await tables("customers", "customers.json"))
         )
         variables = await stack.enter_async_context(
-            ContextVariableDocumentStore(IdGenerator(), await tables("variables"))
+            ContextVariableDocumentStore(IdGenerator(), await tables("variables", "context_variables.json"))
         )
 
         async def configure_container(container: Container) -> Container:

@@ -14,6 +14,7 @@ the same expression is used in indexes and in queries, so the indexes serve.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import types
@@ -252,6 +253,42 @@ class SQLDocumentDatabase(DocumentDatabase):
         if name not in self._collections:
             await (await self._open(name, schema, create)).load(document_loader)
         return self._collections[name]
+
+    async def import_json_file(self, path: Path) -> int:
+        """Copy a file of Parlant's local JSON store into these tables, once; return the documents copied.
+
+        A desk that kept its sessions in Parlant's JSON files before keeps them:
+        on the first start with these tables still empty, each collection in
+        ``path`` is copied as it is (Parlant's loaders then migrate it like any
+        stored document) and the file is renamed ``*.imported``.
+        """
+        if not path.is_file():
+            return 0
+        if not await self._is_empty():
+            logger.warning("%s not imported: the desk's tables for it already hold documents", path)
+            return 0
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        tables = [(name, (await self.create_collection(name, BaseDocument)).table) for name in data]
+        async with self.engine.begin() as conn:
+            for name, table in tables:
+                if data[name]:
+                    await conn.execute(table.insert(), [{"doc": document} for document in data[name]])
+        path.rename(path.with_name(f"{path.name}.imported"))
+        copied = sum(len(documents) for documents in data.values())
+        logger.info("imported %d documents from %s", copied, path)
+        return copied
+
+    async def _is_empty(self) -> bool:
+        async with self.engine.connect() as conn:
+            names = (await conn.execute(
+                sa.select(self._schema.c.table_name)
+                .where(self._schema.c.table_name.startswith(f"{self.prefix}_", autoescape=True))
+            )).scalars().all()
+            for name in names:
+                table = document_table(sa.MetaData(), name)
+                if (await conn.execute(sa.select(table.c.seq).limit(1))).first() is not None:
+                    return False
+        return True
 
     async def delete_collection(self, name: str) -> None:
         if not await self._exists(name):

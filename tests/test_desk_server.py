@@ -1,6 +1,7 @@
 """The desk process (``python -m desk``): where it listens, where it keeps sessions, when it won't start."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,10 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from parlant.adapters.db.json_file import JSONFileDocumentDatabase
+from parlant.core.loggers import StdoutLogger
+from parlant.core.sessions import EventKind, EventSource, SessionDocumentStore
+from parlant.core.tracer import LocalTracer
 
 from desk.__main__ import TOOL_PORT_OFFSET
 from handoff.config import REPO_ROOT
@@ -84,6 +89,26 @@ def test_desk_keeps_sessions_in_postgresql_when_database_url_names_it(
         events = desk.events(session_id)
     assert [e["data"]["message"] for e in events] == ["still there after a restart?"]
     assert not (state / SQLITE_FILE).exists()
+
+
+def test_desk_brings_along_sessions_an_older_desk_kept_in_parlants_json_files(desk_root, tmp_path):
+    config, url = desk_root
+    home = tmp_path / "state" / "desk" / "human"
+    home.mkdir(parents=True)
+
+    async def older_desk() -> str:
+        async with JSONFileDocumentDatabase(StdoutLogger(LocalTracer()), home / "sessions.json") as files:
+            async with SessionDocumentStore(files) as store:
+                session = await store.create_session(customer_id="guest", agent_id="team", mode="manual")
+                await store.create_event(session.id, EventSource.CUSTOMER, EventKind.MESSAGE, "t",
+                                         {"message": "written before the upgrade"})
+                return session.id
+
+    session_id = asyncio.run(older_desk())
+    with running_desk(config, tmp_path / "state", url, tmp_path / "desk.log") as desk:
+        events = desk.events(session_id)
+    assert [e["data"]["message"] for e in events] == ["written before the upgrade"]
+    assert (home / "sessions.json.imported").is_file() and not (home / "sessions.json").exists()
 
 
 def refusal(config: Path, tmp_path: Path, *args: str, **env: str) -> str:

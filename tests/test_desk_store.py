@@ -17,12 +17,15 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parlant.adapters.db.json_file import JSONFileDocumentDatabase
 from parlant.adapters.db.transient import TransientDocumentDatabase
 from parlant.core.async_utils import Timeout
 from parlant.core.common import ItemNotFoundError, Version
+from parlant.core.loggers import StdoutLogger
 from parlant.core.persistence.common import Cursor, ObjectId, SortDirection
 from parlant.core.persistence.document_database import identity_loader_for
 from parlant.core.sessions import EventKind, EventSource, SessionDocumentStore
+from parlant.core.tracer import LocalTracer
 
 from desk.sessions import DeskSessionStore, NotifyingSessionListener, SessionSignals
 from desk.store import (
@@ -528,3 +531,27 @@ def test_waiting_reader_looks_once_more_when_its_wait_runs_out(database_url, pre
                 await listener.wait_for_more_events("no-such-session", timeout=Timeout(1))
 
     run(check())
+
+
+def test_sessions_in_parlants_json_file_are_imported_once(database_url, prefix, tmp_path):
+    path = tmp_path / "sessions.json"
+
+    async def check():
+        async with JSONFileDocumentDatabase(StdoutLogger(LocalTracer()), path) as old:
+            async with SessionDocumentStore(old) as store:
+                session = await store.create_session(customer_id="guest", agent_id="team", mode="manual")
+                await say(store, session.id, "kept from before")
+        async with sql_database(database_url, prefix) as database:
+            assert await database.import_json_file(path) == 3  # the version, the session, the event
+            async with DeskSessionStore(database, SessionSignals()) as store:
+                events = await store.list_events(session.id)
+                later = await say(store, session.id, "and after")
+        path.write_text("{}")  # a stray file next time is left alone: the tables hold documents
+        async with sql_database(database_url, prefix) as database:
+            assert await database.import_json_file(path) == 0
+        return events, later
+
+    events, later = run(check())
+    assert [(e.offset, e.data["message"]) for e in events] == [(0, "kept from before")]
+    assert later.offset == 1
+    assert (tmp_path / "sessions.json.imported").is_file() and path.read_text() == "{}"
