@@ -1,7 +1,6 @@
 """The desk process (``python -m desk``): where it listens, where it keeps sessions, when it won't start."""
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from desk.__main__ import TOOL_PORT_OFFSET
 from handoff.config import REPO_ROOT
 from tests.stack import free_port
 from tests.test_desk import DESK_TOKEN, Desk, env_for, running_desk
+from tests.test_desk_store import run
 from tests.test_exposure import listening_addresses
 
 AUTH = {"Authorization": f"Bearer {DESK_TOKEN}"}
@@ -104,7 +104,7 @@ def test_desk_brings_along_sessions_an_older_desk_kept_in_parlants_json_files(de
                                          {"message": "written before the upgrade"})
                 return session.id
 
-    session_id = asyncio.run(older_desk())
+    session_id = run(older_desk())
     with running_desk(config, tmp_path / "state", url, tmp_path / "desk.log") as desk:
         events = desk.events(session_id)
     assert [e["data"]["message"] for e in events] == ["written before the upgrade"]

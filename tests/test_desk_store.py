@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional, TypedDict
@@ -140,7 +141,13 @@ def ids(documents) -> list[str]:
 
 
 def run(coroutine):
-    return asyncio.run(coroutine)
+    """Run a coroutine to its end on an event loop of its own, in a thread of its own.
+
+    The browser tests start Playwright's sync API for the whole session, and it
+    keeps an event loop in the main thread, where asyncio.run won't start another.
+    """
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def test_find_matches_parlants_own_filters_and_order(database_url, prefix):
