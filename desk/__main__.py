@@ -1,7 +1,8 @@
 """Start the human desk: ``python -m desk [--host-id human]``.
 
 The port comes from the host's url in handoff_config.yml; the server binds to
-127.0.0.1 and keeps its sessions under $HANDOFF_STATE_DIR/desk/<host id>/.
+127.0.0.1. Sessions, customers and variables are kept in SQLite under
+$HANDOFF_STATE_DIR/desk/<host id>/, or in PostgreSQL when $DATABASE_URL names one.
 """
 from __future__ import annotations
 
@@ -57,13 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     # Parlant reads its home folder when first imported, so this comes before any parlant import.
     os.environ["PARLANT_HOME"] = str(home)
-    from .server import serve
+    import sqlalchemy as sa
 
+    from .server import serve
+    from .store import DATABASE_URL_ENV, StoreError, engine_url
+
+    try:
+        database = engine_url(os.environ.get(DATABASE_URL_ENV), home)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     tool_port = int(os.environ.get(TOOL_PORT_ENV) or host.port + TOOL_PORT_OFFSET)
     try:
-        asyncio.run(serve(host, home, token, tool_port))
+        asyncio.run(serve(host, home, token, tool_port, database))
     except KeyboardInterrupt:
         pass
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        print(f"error: the desk's database {database.render_as_string(hide_password=True)} "
+              f"is unusable ({exc.orig}); start it or fix ${DATABASE_URL_ENV}", file=sys.stderr)
+        return 2
     return 0
 
 

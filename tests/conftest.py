@@ -8,6 +8,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakehost import FakeHost
+from tests.postgres import MISSING, running_postgres, server_binaries
 from tests.stack import Stack, default_config, running_stack
 
 # Tests that run inside the Rasa environment (Python 3.10) live there.
@@ -34,3 +35,12 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback; its tests skip, saying why, where none is installed."""
+    if server_binaries() is None:
+        pytest.skip(MISSING)
+    with running_postgres() as url:
+        yield url
