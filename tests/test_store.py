@@ -1,15 +1,11 @@
 """The chatroom's store, each test on SQLite and on a real PostgreSQL (skipped when it is not installed)."""
 from __future__ import annotations
 
-import glob
 import itertools
 import logging
 import os
 import re
-import shutil
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,11 +20,9 @@ from chatroom import create_app, store
 from chatroom.store import migrations
 from chatroom.store.engine import create_engine
 from chatroom.store.schema import metadata
-from tests.stack import free_port
+from tests.postgres import MISSING, running_postgres, server_binaries
 
-POSTGRES_SERVERS = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
 UNVERSIONED_SCHEMA = Path(__file__).parent / "data" / "chatroom_unversioned.sql"
-START_TIMEOUT = 60
 
 
 def wait_for_a_lock_wait(watcher: Connection, seconds: float = 10) -> None:
@@ -41,56 +35,11 @@ def wait_for_a_lock_wait(watcher: Connection, seconds: float = 10) -> None:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
-    """Run a throwaway PostgreSQL on a free loopback port for the session; return its base URL."""
-    if not POSTGRES_SERVERS:
-        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres; "
-                    "apt-get install postgresql)")
-    bindir = Path(POSTGRES_SERVERS[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="chatroom-pg-"))
-    # PostgreSQL refuses to run as root.
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_owner:
-        shutil.chown(root, "postgres")
-    data = root / "data"
-    subprocess.run(
-        [*as_owner, bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync",
-         "-E", "UTF8", "--locale=C"],
-        check=True, capture_output=True,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [*as_owner, bindir / "postgres", "-D", data, "-p", str(port), "-c", "listen_addresses=127.0.0.1",
-         "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=60"],
-        stderr=subprocess.PIPE, text=True,
-    )
-    ready = threading.Event()
-    log: list[str] = []
-
-    def read_log() -> None:
-        for line in server.stderr:
-            log.append(line)
-            if "ready to accept connections" in line:
-                ready.set()
-
-    threading.Thread(target=read_log, daemon=True).start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready.wait(1):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("PostgreSQL did not start:\n" + "".join(log[-20:]))
-        subprocess.run([bindir / "pg_isready", "-h", "127.0.0.1", "-p", str(port), "-t", "10"],
-                       check=True, capture_output=True)
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_owner, bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"],
-                       check=False, capture_output=True)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(root, ignore_errors=True)
+    """A throwaway PostgreSQL for the session (tests/postgres.py); return its base URL, without a database."""
+    if server_binaries() is None:
+        pytest.skip(MISSING)
+    with running_postgres() as url:
+        yield url.rsplit("/", 1)[0]
 
 
 def new_postgres_database(postgres: str, name: str) -> str:
