@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from handoff.config import current_config, state_dir
 
-from . import events, settings, shared, stays
+from . import events, routing, settings, shared, stays
 from .gates import Gates
 from .web import ApiError
 
@@ -98,6 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["shared"] = shared.connect(app.config["REDIS_URL"])
     events.init_app(app)
     stays.init_app(app)
+    routing.init_app(app)
     app.extensions["gates"] = Gates(int(app.config["HOST_CONCURRENCY"]))
     store.init_app(app)
     app.register_blueprint(person.bp)

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
 import time
+import weakref
 from typing import Any
 
 from flask import current_app
 
-from handoff.config import HandoffConfig, Host
+from handoff.config import HandoffConfig, Host, current_config
 from handoff.envelope import (
     CONVERSATION_ID,
+    HANDOFF_ID,
     NAMED_TARGET,
     OPERATOR_HANDBACK,
     build_envelope,
@@ -18,7 +22,7 @@ from handoff.envelope import (
 )
 from handoff.payload import FROM_HOST, HANDOFF_HOST, HANDOFF_TO, REASON, find_handoff
 
-from . import parlant_client, stays, store
+from . import events, faults, parlant_client, stays, store
 from .hosts import HostUnavailable, adapter_for
 from .shared import Busy
 from .web import ApiError
@@ -99,6 +103,7 @@ class Router:
 
         Raises Busy, with nothing recorded or sent, when the host has no place in time.
         """
+        conversation = self.finish_pending(conversation)
         conversation, host = self.current_host(conversation)
         with self.place_at(host):
             # The turn's budget is for the host's work, not for the wait in line.
@@ -167,35 +172,42 @@ class Router:
 
         The envelope the target gets names where the person really comes from
         (whatever the sender claimed), and hides personal data unless the target
-        is trusted; that is also what is stored with the switch.
+        is trusted; that is also what is stored with the switch. The handoff is
+        noted before the target hears of it, so one cut short by a crash is
+        finished later (``finish_pending``) instead of left half-done.
         """
-        envelope = {**envelope, FROM_HOST: current.url, CONVERSATION_ID: conversation.id}
+        envelope = {
+            **envelope, FROM_HOST: current.url, CONVERSATION_ID: conversation.id,
+            HANDOFF_ID: secrets.token_hex(8),
+        }
         if not target.trusted:
             envelope = mask(envelope)
+        store.begin_switch(self.db, conversation.id, current.id, target.id, envelope)
+        faults.reach("after_journal")
+        return self.complete(conversation, current, target, envelope)
+
+    def complete(
+        self, conversation: store.Conversation, current: Host, target: Host, envelope: dict[str, Any]
+    ) -> store.Conversation:
+        """Tell the target of a noted handoff and record the switch, or give the handoff up if it can't."""
         try:
-            with self.place_at(target, min(self.queue_wait, self.time_left(target))):
-                greeting = adapter_for(target, self.db).arrive(
-                    conversation.id, current, envelope, self.time_left(target)
-                )
-        except Busy:
+            greeting = self.arrive(conversation, current, target, envelope)
+        except (Busy, HostUnavailable) as exc:
             logger.warning(
-                "conversation=%s handoff %s -> %s: no place in time", conversation.id, current.id, target.id
+                "conversation=%s handoff %s -> %s failed: %s", conversation.id, current.id, target.id, exc
             )
-            self.notice(conversation, TARGET_BUSY.format(title=target.title, current=current.title))
+            wording = TARGET_BUSY if isinstance(exc, Busy) else TARGET_UNAVAILABLE
+            with store.transaction(self.db):
+                store.end_switch(self.db, conversation.id)
+                self.notice(conversation, wording.format(title=target.title, current=current.title))
             return conversation
-        except HostUnavailable as exc:
-            logger.warning(
-                "conversation=%s handoff %s -> %s failed: %s",
-                conversation.id, current.id, target.id, exc,
-            )
-            self.notice(
-                conversation, TARGET_UNAVAILABLE.format(title=target.title, current=current.title)
-            )
-            return conversation
+        faults.reach("after_arrival")
         with store.transaction(self.db):
             conversation = store.switch_host(self.db, conversation, target.id, envelope.get(REASON))
             self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
             again = self.store_replies(conversation, target, greeting)
+            store.end_switch(self.db, conversation.id)
+        faults.reach("after_switch")
         logger.info("conversation=%s handed off %s -> %s", conversation.id, current.id, target.id)
         if again is not None:
             # One hop per turn: a greeting that hands off again would bounce the person around.
@@ -204,6 +216,43 @@ class Router:
                 conversation.id, target.id,
             )
         return conversation
+
+    def arrive(
+        self, conversation: store.Conversation, current: Host, target: Host, envelope: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Tell the target the person arrives (a desk that opened the stay already just greets)."""
+        if target.kind == "parlant":
+            stay = store.find_open_stay(self.db, conversation.id)
+            opened_for_this = stay is not None and stay.opened_at >= self.pending_since(conversation)
+            if opened_for_this and stay.host_id == target.id:
+                return [{"text": stays.CONNECTING.format(title=target.title)}]
+        adapter = adapter_for(target, self.db)
+        with self.place_at(target, min(self.queue_wait, self.time_left(target))):
+            return adapter.arrive(conversation.id, current, envelope, self.time_left(target))
+
+    def pending_since(self, conversation: store.Conversation) -> float:
+        pending = store.find_pending_switch(self.db, conversation.id)
+        return pending.started_at if pending is not None else float("inf")
+
+    def finish_pending(self, conversation: store.Conversation) -> store.Conversation:
+        """Finish a handoff a crash cut short (call with the conversation's turn lock held).
+
+        The target is told again with the same envelope (the same handoff id, so
+        a bot that heard it already still greets a first visit as one) and the
+        switch is recorded; if the target can't be reached, the handoff is given up.
+        """
+        pending = store.find_pending_switch(self.db, conversation.id)
+        if pending is None:
+            return conversation
+        current = self.config.find_host(pending.from_host)
+        target = self.config.find_host(pending.to_host)
+        if current is None or target is None or conversation.host_id != current.id:
+            store.end_switch(self.db, conversation.id)
+            return conversation
+        logger.warning(
+            "conversation=%s finishing handoff %s -> %s cut short", conversation.id, current.id, target.id
+        )
+        return self.complete(conversation, current, target, pending.envelope)
 
     def hand_back(
         self, conversation_id: str, target_id: str | None, outcome: str, by: str
@@ -242,3 +291,52 @@ class Router:
                 "conversation=%s could not tell %s the stay ended: %s", conversation_id, desk.id, exc
             )
         return conversation
+
+
+def finish_cut_short(app) -> None:
+    """Finish the handoffs a crashed worker left noted but not done.
+
+    A note younger than a whole turn may belong to a turn still under way in
+    another worker, so it is left until it is older; the conversation's lock
+    keeps a sweep from meeting a turn. The person's next turn finishes one too.
+    """
+    with app.app_context():
+        connection = store.get_db()
+        budget = float(app.config["QUEUE_WAIT"]) + float(app.config["TURN_TIMEOUT"])
+        for pending in store.list_pending_switches(connection):
+            if time.time() - pending.started_at < budget:
+                continue
+            try:
+                lock = f"turn:{pending.conversation_id}"
+                with app.extensions["shared"].locks.hold(lock, wait=0, lease=2 * budget):
+                    conversation = store.find_conversation(connection, pending.conversation_id)
+                    if conversation is not None:
+                        Router(connection, current_config()).finish_pending(conversation)
+                        events.changed(conversation.id, app)
+            except Busy:
+                continue
+
+
+def sweep_cut_short(app_ref) -> None:
+    """Look for handoffs cut short every little while, for as long as the app lives."""
+    while (app := app_ref()) is not None:
+        try:
+            finish_cut_short(app)
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            logger.exception("could not finish the handoffs cut short")
+        pause = float(app.config["QUEUE_WAIT"]) + float(app.config["TURN_TIMEOUT"])
+        del app
+        time.sleep(pause)
+
+
+def init_app(app) -> None:
+    """Start sweeping for handoffs cut short with the first request a worker serves (after it forked)."""
+    started = threading.Event()
+    app_ref = weakref.ref(app)
+
+    def start() -> None:
+        if not started.is_set():
+            started.set()
+            threading.Thread(target=sweep_cut_short, args=(app_ref,), name="handoffs", daemon=True).start()
+
+    app.before_request(start)

@@ -87,6 +87,7 @@ SETTINGS = (
     Setting("DESK_NO_ANSWER_AFTER", 120.0, seconds,
             "seconds without a human reply before the person is told"),
     Setting("STREAM_HEARTBEAT", 15.0, seconds, "seconds between keep-alive lines on a live stream"),
+    Setting("FAULT", "", parse_text, "tests only: kill the worker once at this point of a handoff"),
     Setting("DESK_API_TOKEN", "", parse_text, "the token the desks want", env="DESK_API_TOKEN"),
     Setting("DATABASE_URL", "", parse_text, "postgresql://… (default: SQLite under var/)",
             env="DATABASE_URL"),

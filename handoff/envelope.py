@@ -31,7 +31,9 @@ CONVERSATION_ID = "conversation_id"
 LANGUAGE = "language"
 # The person's own words that led to the handoff (so the receiver can act on them).
 REQUEST = "request"
-ENVELOPE_KEYS = (REASON, SUMMARY, SLOTS, FROM_HOST, CONVERSATION_ID, LANGUAGE, REQUEST)
+# Names one handoff (set by the chatroom): an arrival told twice after a crash is still one arrival.
+HANDOFF_ID = "handoff_id"
+ENVELOPE_KEYS = (REASON, SUMMARY, SLOTS, FROM_HOST, CONVERSATION_ID, LANGUAGE, REQUEST, HANDOFF_ID)
 # Where a Rasa bot finds the envelope in the arrival message's metadata.
 METADATA_KEY = "handoff"
 
@@ -74,7 +76,7 @@ def read_envelope(payload: Mapping[str, Any]) -> Dict[str, Any]:
     if isinstance(reason, str) and reason not in REASONS and reason.strip():
         # Bots from before the envelope sent the person's words as the reason.
         envelope[REQUEST] = reason.strip()[:MAX_TEXT]
-    for key in (SUMMARY, REQUEST, LANGUAGE, FROM_HOST, CONVERSATION_ID):
+    for key in (SUMMARY, REQUEST, LANGUAGE, FROM_HOST, CONVERSATION_ID, HANDOFF_ID):
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
             envelope[key] = value.strip()[:MAX_TEXT]

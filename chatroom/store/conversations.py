@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from .engine import transaction
-from .schema import conversation, message, switch
+from .schema import conversation, message, pending_switch, switch
 
 
 @dataclass(frozen=True)
@@ -167,3 +167,48 @@ def last_user_text(db: Connection, conversation_id: str) -> str | None:
 def count_routes(db: Connection, since: float) -> list[RowMapping]:
     """Return (from_host, to_host, count) of the switches since a time, most frequent first."""
     return list(db.execute(COUNT_ROUTES, {"since": since}).mappings())
+
+
+@dataclass(frozen=True)
+class PendingSwitch:
+    """A handoff the target was (or was about to be) told of, not yet recorded as a switch."""
+
+    conversation_id: str
+    from_host: str
+    to_host: str
+    envelope: dict[str, Any]
+    started_at: float
+
+
+def begin_switch(db: Connection, conversation_id: str, from_host: str, to_host: str, envelope: dict) -> None:
+    """Note a handoff before its target is told (replacing any earlier note for the conversation)."""
+    with transaction(db):
+        db.execute(sa.delete(pending_switch).where(pending_switch.c.conversation_id == conversation_id))
+        db.execute(sa.insert(pending_switch).values(
+            conversation_id=conversation_id, from_host=from_host, to_host=to_host,
+            envelope=json.dumps(envelope), started_at=time.time(),
+        ))
+
+
+def end_switch(db: Connection, conversation_id: str) -> None:
+    """Forget a handoff's note: it was recorded as a switch, or it failed and nothing changed."""
+    db.execute(sa.delete(pending_switch).where(pending_switch.c.conversation_id == conversation_id))
+
+
+def _pending(row: RowMapping) -> PendingSwitch:
+    return PendingSwitch(
+        row["conversation_id"], row["from_host"], row["to_host"], json.loads(row["envelope"]),
+        row["started_at"],
+    )
+
+
+def find_pending_switch(db: Connection, conversation_id: str) -> PendingSwitch | None:
+    row = db.execute(
+        sa.select(pending_switch).where(pending_switch.c.conversation_id == conversation_id)
+    ).mappings().first()
+    return _pending(row) if row else None
+
+
+def list_pending_switches(db: Connection) -> list[PendingSwitch]:
+    rows = db.execute(sa.select(pending_switch).order_by(pending_switch.c.started_at)).mappings()
+    return [_pending(row) for row in rows]

@@ -103,3 +103,15 @@ desk_notice = sa.Table(
     sa.Column("kind", sa.Text, primary_key=True),
     sa.Column("at", Time, nullable=False),
 )
+
+# A handoff under way: written before the target is told, removed with the switch. One left
+# behind by a crash is finished when the chatroom next starts or the person next writes.
+pending_switch = sa.Table(
+    "pending_switch", metadata,
+    sa.Column("conversation_id", sa.Text, sa.ForeignKey("conversation.id"), primary_key=True),
+    sa.Column("from_host", sa.Text, nullable=False),
+    sa.Column("to_host", sa.Text, nullable=False),
+    # The handoff envelope as JSON text (it names the handoff, so a retried arrival is the same one).
+    sa.Column("envelope", sa.Text, nullable=False),
+    sa.Column("started_at", Time, nullable=False),
+)
