@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 from handoff.config import current_config
 
 from . import events, stays, store
-from .routing import Router, turn_lock
+from .routing import Router, Turn, turn_lock
 from .shared import Busy, Unavailable
 from .web import ApiError, host_json, read_after, read_text
 
@@ -70,8 +70,8 @@ def start_conversation():
     return jsonify(state_json(conversation, store.list_messages(store.get_db(), conversation.id)))
 
 
-def read_turn(conversation: store.Conversation) -> tuple[str, str]:
-    """Return (text shown in the transcript, text sent to the host) from the request body."""
+def read_turn(conversation: store.Conversation) -> Turn:
+    """Return what the person said or chose, from the request body."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object with 'text' or 'button'.")
@@ -84,7 +84,7 @@ def read_turn(conversation: store.Conversation) -> tuple[str, str]:
     text = read_text(body)
     if is_command(text):
         raise ApiError(400, "Messages can't start with “/”; please type it without the slash.")
-    return text, text
+    return Turn(text, text)
 
 
 def is_command(text: str) -> bool:
@@ -97,15 +97,17 @@ def is_command(text: str) -> bool:
     return not current_app.config["ALLOW_COMMANDS"] and LEADING_SPACE.sub("", text).startswith("/")
 
 
-def read_button(conversation: store.Conversation, button_id: Any) -> tuple[str, str]:
+def read_button(conversation: store.Conversation, button_id: Any) -> Turn:
     try:
         message_id, index = (int(part) for part in str(button_id).split(":"))
     except ValueError:
         raise ApiError(400, "That button is not valid.") from None
     button = store.find_button(store.get_db(), conversation.id, message_id, index)
+    if button is not None and isinstance(button.get(store.CHOICE), dict):
+        return Turn(str(button.get("title", "")), None, button[store.CHOICE])
     if button is None or not isinstance(button.get("payload"), str):
         raise ApiError(400, "That button is no longer active; please type your answer instead.")
-    return str(button.get("title") or button["payload"]), button["payload"]
+    return Turn(str(button.get("title") or button["payload"]), button["payload"])
 
 
 def check_rate_limits(conversation: store.Conversation) -> None:
@@ -130,14 +132,14 @@ def post_message():
     """Take one turn: deliver the person's message to the current host and return what is new."""
     conversation = require_conversation()
     check_rate_limits(conversation)
-    shown, sent = read_turn(conversation)
+    turn = read_turn(conversation)
     connection = store.get_db()
     try:
         with turn_lock(conversation.id):
             # Re-read inside the lock: a turn that just finished may have switched hosts.
             conversation = store.find_conversation(connection, conversation.id)
             before = store.last_message_id(connection, conversation.id)
-            conversation = Router(connection, current_config()).take_turn(conversation, shown, sent)
+            conversation = Router(connection, current_config()).take_turn(conversation, turn)
     except (Busy, Unavailable):
         title = host_json(conversation.host_id)["title"]
         raise ApiError(

@@ -6,6 +6,7 @@ import secrets
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -14,6 +15,7 @@ from handoff.config import HandoffConfig, Host, current_config
 from handoff.envelope import (
     CONVERSATION_ID,
     HANDOFF_ID,
+    LOOP_DETECTED,
     NAMED_TARGET,
     OPERATOR_HANDBACK,
     build_envelope,
@@ -41,11 +43,30 @@ HANDOFF_REFUSED = (
     "so you are still talking to {current}."
 )
 HOST_REMOVED = "{title} is no longer available here, so you are now talking to {entry}."
+LOOP_OFFER = (
+    "You have been passed back and forth between {first} and {second}. "
+    "Would you like to talk to someone from {desk} instead?"
+)
+REFUSALS_OFFER = "That did not work twice in a row. Would you like to talk to someone from {desk} instead?"
+TALK_TO = "Talk to {desk}"
+STAY_WITH = "Stay with {current}"
+STAYING = "All right, you are still talking to {current}."
+# A person handed back and forth, or refused twice, within this many seconds is offered a human.
+LOOP_WINDOW = 600.0
 
 # How a stay at a desk ended when an operator handed the person back (the person leaving is "left").
 HANDED_BACK = "handed_back"
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
+
+@dataclass(frozen=True)
+class Turn:
+    """What the person said (shown in the transcript, sent to the host) or chose from a chatroom offer."""
+
+    shown: str
+    sent: str | None
+    choice: dict[str, Any] | None = None
+
 
 def turn_lock(conversation_id: str):
     """Hold the lock that keeps one turn at a time in flight for a conversation, on any worker.
@@ -96,21 +117,21 @@ class Router:
     def notice(self, conversation: store.Conversation, text: str) -> store.Message:
         return store.add_message(self.db, conversation.id, "notice", None, {"text": text})
 
-    def take_turn(
-        self, conversation: store.Conversation, shown_text: str, sent_text: str
-    ) -> store.Conversation:
+    def take_turn(self, conversation: store.Conversation, turn: Turn) -> store.Conversation:
         """Record what the person said, deliver it to the current host and handle its replies.
 
         Raises Busy, with nothing recorded or sent, when the host has no place in time.
         """
         conversation = self.finish_pending(conversation)
         conversation, host = self.current_host(conversation)
+        if turn.choice is not None:
+            return self.take_choice(conversation, host, turn)
         with self.place_at(host):
             # The turn's budget is for the host's work, not for the wait in line.
             self.deadline = time.monotonic() + float(current_app.config["TURN_TIMEOUT"])
-            store.add_message(self.db, conversation.id, "user", host.id, {"text": shown_text})
+            store.add_message(self.db, conversation.id, "user", host.id, {"text": turn.shown})
             try:
-                replies = adapter_for(host, self.db).send(conversation.id, sent_text, self.time_left(host))
+                replies = adapter_for(host, self.db).send(conversation.id, turn.sent, self.time_left(host))
             except HostUnavailable as exc:
                 logger.warning("conversation=%s host=%s unavailable: %s", conversation.id, host.id, exc)
                 self.notice(conversation, HOST_UNAVAILABLE.format(title=host.title))
@@ -162,8 +183,58 @@ class Router:
                 conversation.id, current.id, request, self.config.path,
             )
             self.notice(conversation, HANDOFF_REFUSED.format(current=current.title))
+            self.after_refusal(conversation, current)
+            return conversation
+        if self.offer_desk_on_loop(conversation, current, target):
             return conversation
         return self.switch(conversation, current, target, read_envelope(request))
+
+    def desk(self) -> Host | None:
+        """Return the human desk a person can be offered (the first kind: parlant host), if any."""
+        return next((host for host in self.config.hosts if host.kind == "parlant"), None)
+
+    def offer_desk(self, conversation: store.Conversation, current: Host, text: str) -> bool:
+        """Offer the person the human desk instead (reason loop_detected); False if there is none to offer."""
+        desk = self.desk()
+        if desk is None or current.id == desk.id:
+            return False
+        store.add_message(self.db, conversation.id, "notice", None, {
+            "text": text.format(desk=desk.title),
+            "buttons": [
+                {"title": TALK_TO.format(desk=desk.title),
+                 store.CHOICE: {HANDOFF_TO: desk.id, REASON: LOOP_DETECTED}},
+                {"title": STAY_WITH.format(current=current.title), store.CHOICE: {}},
+            ],
+        })
+        logger.info("conversation=%s offered %s (loop detected at %s)", conversation.id, desk.id, current.id)
+        return True
+
+    def offer_desk_on_loop(self, conversation: store.Conversation, current: Host, target: Host) -> bool:
+        """Offer the desk instead of a handoff that would bounce the person A→B→A→B."""
+        recent = store.recent_switches(self.db, conversation.id, time.time() - LOOP_WINDOW, 2)
+        # Already A→B then B→A; now A→B again.
+        bounced = recent == [(current.id, target.id), (target.id, current.id)]
+        if not bounced:
+            return False
+        text = LOOP_OFFER.format(first=target.title, second=current.title, desk="{desk}")
+        return self.offer_desk(conversation, current, text)
+
+    def after_refusal(self, conversation: store.Conversation, current: Host) -> None:
+        """Count a handoff that failed; the second within LOOP_WINDOW brings the offer of the desk."""
+        limits = current_app.extensions["shared"].limits
+        if limits.hit("refused-handoffs", conversation.id, 1, LOOP_WINDOW) is not None:
+            self.offer_desk(conversation, current, REFUSALS_OFFER)
+
+    def take_choice(self, conversation: store.Conversation, current: Host, turn: Turn) -> store.Conversation:
+        """Act on a choice from an offer the chatroom made: go to the desk it names, or stay."""
+        store.add_message(self.db, conversation.id, "user", current.id, {"text": turn.shown})
+        target = self.config.find_host(turn.choice.get(HANDOFF_TO))
+        if target is None or target.id == current.id:
+            self.notice(conversation, STAYING.format(current=current.title))
+            return conversation
+        reason = turn.choice.get(REASON, LOOP_DETECTED)
+        envelope = build_envelope(reason, summary=f"Passed around; chose {target.title} when offered.")
+        return self.switch(conversation, current, target, envelope)
 
     def switch(
         self, conversation: store.Conversation, current: Host, target: Host, envelope: dict[str, Any]
@@ -200,6 +271,7 @@ class Router:
             with store.transaction(self.db):
                 store.end_switch(self.db, conversation.id)
                 self.notice(conversation, wording.format(title=target.title, current=current.title))
+            self.after_refusal(conversation, current)
             return conversation
         faults.reach("after_arrival")
         with store.transaction(self.db):

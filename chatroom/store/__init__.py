@@ -17,6 +17,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Connection, Engine
 
 from .conversations import (
+    CHOICE,
     Conversation,
     Message,
     PendingSwitch,
@@ -32,6 +33,7 @@ from .conversations import (
     last_user_text,
     list_messages,
     list_pending_switches,
+    recent_switches,
     switch_host,
 )
 from .engine import create_engine, database_url, transaction
@@ -104,11 +106,12 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
-    "Connection", "Conversation", "Message", "PendingSwitch", "Stay", "add_message", "begin_switch",
+    "CHOICE", "Connection", "Conversation", "Message", "PendingSwitch", "Stay", "add_message", "begin_switch",
     "close_db", "close_stay", "count_routes", "create_conversation", "database_url", "end_switch",
     "find_button", "find_conversation", "find_open_stay", "find_pending_switch", "find_stay",
     "find_stay_typing", "get_db", "get_engine", "init_app", "last_message_id", "last_user_text",
     "list_conversation_stays", "list_messages", "list_pending_switches", "list_stays",
     "mark_no_answer_told", "mark_stay_notice", "open_stay", "queue_position", "recent_reply_waits",
+    "recent_switches",
     "store_stay_events", "switch_host", "take_stay", "transaction", "upgrade",
 ]

@@ -37,6 +37,9 @@ class Message:
         return {"id": self.id, "role": self.role, "host": self.host_id, **body}
 
 
+# The key of a button the chatroom acts on itself (an offer it makes in a notice).
+CHOICE = "choice"
+
 # Statements are built once: building one costs more than SQLite takes to run it.
 # Their parameters are named by sa.bindparam and given at each call.
 LOCK = sa.update(conversation).where(conversation.c.id == sa.bindparam("conversation_id")).values(
@@ -59,10 +62,10 @@ LIST_MESSAGES = (
 of_conversation = message.c.conversation_id == sa.bindparam("conversation_id")
 LAST_ID = sa.select(sa.func.coalesce(sa.func.max(message.c.id), 0)).where(of_conversation)
 LAST_USER_ID = LAST_ID.where(message.c.role == "user")
-BUTTON_MESSAGE = sa.select(message.c.body).where(
+BUTTON_MESSAGE = sa.select(message.c.role, message.c.body).where(
     message.c.id == sa.bindparam("message_id"),
     of_conversation,
-    message.c.role == "bot",
+    message.c.role.in_(("bot", "notice")),
     message.c.id > LAST_USER_ID.scalar_subquery(),
 )
 LAST_USER_BODY = (
@@ -142,16 +145,23 @@ def list_messages(db: Connection, conversation_id: str, after_id: int = 0) -> li
 def find_button(
     db: Connection, conversation_id: str, message_id: int, index: int
 ) -> dict[str, Any] | None:
-    """Return a button of the latest bot reply, or None if it is not one.
+    """Return a button of the latest reply (a bot's, or the chatroom's notice), or None if it is not one.
 
     Only the reply since the person's last message counts, so an old button
-    cannot be replayed after the conversation has moved on.
+    cannot be replayed after the conversation has moved on. A button's
+    ``choice`` (a choice the chatroom itself acts on) counts only in a notice:
+    a bot cannot offer one.
     """
-    body = db.execute(BUTTON_MESSAGE, {"conversation_id": conversation_id, "message_id": message_id}).scalar()
-    if body is None:
+    row = db.execute(BUTTON_MESSAGE, {"conversation_id": conversation_id, "message_id": message_id}).first()
+    if row is None:
         return None
-    buttons = json.loads(body).get("buttons") or []
-    return buttons[index] if 0 <= index < len(buttons) else None
+    buttons = json.loads(row.body).get("buttons") or []
+    if not 0 <= index < len(buttons):
+        return None
+    button = dict(buttons[index])
+    if row.role != "notice":
+        button.pop(CHOICE, None)
+    return button
 
 
 def last_message_id(db: Connection, conversation_id: str) -> int:
@@ -212,3 +222,13 @@ def find_pending_switch(db: Connection, conversation_id: str) -> PendingSwitch |
 def list_pending_switches(db: Connection) -> list[PendingSwitch]:
     rows = db.execute(sa.select(pending_switch).order_by(pending_switch.c.started_at)).mappings()
     return [_pending(row) for row in rows]
+
+
+def recent_switches(db: Connection, conversation_id: str, since: float, limit: int) -> list[tuple[str, str]]:
+    """Return (from, to) of the conversation's latest switches since a time, oldest first."""
+    rows = db.execute(
+        sa.select(switch.c.from_host, switch.c.to_host)
+        .where(switch.c.conversation_id == conversation_id, switch.c.at >= since)
+        .order_by(switch.c.id.desc()).limit(limit)
+    ).all()
+    return [(row.from_host, row.to_host) for row in reversed(rows)]
