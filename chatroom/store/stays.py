@@ -32,6 +32,8 @@ class Stay:
     closed_at: float | None
     outcome: str | None
     no_answer_told_at: float | None
+    # Why the stay began, as a reason code (say, an operator's takeover); None when not known.
+    reason_code: str | None = None
 
 
 def insert_unless_present(table: sa.Table) -> sa.Insert:
