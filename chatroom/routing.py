@@ -29,6 +29,8 @@ HANDOFF_REFUSED = (
     "so you are still talking to {current}."
 )
 HOST_REMOVED = "{title} is no longer available here, so you are now talking to {entry}."
+# The reason code of a switch (and stay) an operator made by stepping into a bot's conversation.
+OPERATOR_TAKEOVER = "operator_takeover"
 
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")

@@ -110,9 +110,12 @@ COUNTED = {"preserve_rowcount": True}
 
 def open_stay(
     db: Connection, session_id: str, conversation_id: str, host_id: str,
-    from_host: str, reason: str | None,
+    from_host: str, reason: str | None, *, reason_code: str | None = None,
 ) -> Stay:
-    """Record a new desk stay; any stay still open for the conversation is closed first."""
+    """Record a new desk stay; any stay still open for the conversation is closed first.
+
+    ``reason_code`` is the handoff envelope's reason for the stay, when it is known.
+    """
     now = time.time()
     with transaction(db):
         lock_conversation(db, conversation_id, now)
@@ -121,6 +124,7 @@ def open_stay(
             session_id, conversation_id, host_id, from_host, reason, opened_at=now,
             handoff_message_id=last_message_id(db, conversation_id), next_offset=0, taken_by=None,
             first_reply_at=None, closed_at=None, outcome=None, no_answer_told_at=None,
+            reason_code=reason_code,
         )
         db.execute(INSERT_STAY, asdict(opened))
     return opened
