@@ -26,7 +26,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import events, parlant_client, stats, stays, store
+from . import events, parlant_client, stats, stays, store, watch
 from .routing import Router, turn_lock
 from .web import ApiError, host_json, read_after, read_body, read_text
 
@@ -211,6 +211,7 @@ def conversation_json(conversation: store.Conversation, after: int) -> dict[str,
         "messages": [
             message.to_json() for message in store.list_messages(connection, conversation.id, after)
         ],
+        **watch.conversation_extras(connection, config, conversation),
     }
 
 
@@ -228,6 +229,7 @@ def queue_json(connection, name: str) -> dict[str, Any]:
         "operator": name,
         "operators": operators_json(),
         "conversations": [stay_json(stay, config, connection) for stay in store.list_stays(connection)],
+        **watch.watch_json(connection, config),
     }
 
 
@@ -369,6 +371,26 @@ def close(conversation_id: str):
         )
     events.changed(conversation.id)
     end_stay(stay, host, "closed")
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+@bp.post("/api/conversations/<conversation_id>/take-over")
+def take_over(conversation_id: str):
+    """Step into a conversation a bot has: a desk takes it, this operator answers; the bot hears nothing."""
+    desk_id = read_body().get("desk_id")
+    if desk_id is not None and not isinstance(desk_id, str):
+        raise ApiError(400, "'desk_id' must be the id of a desk in handoff_config.yml.")
+    conversation = Router(store.get_db(), current_config()).take_over(conversation_id, desk_id, operator())
+    events.changed(conversation.id)
+    return jsonify(conversation_json(conversation, read_after()))
+
+
+@bp.post("/api/conversations/<conversation_id>/notes")
+def add_note(conversation_id: str):
+    """Leave a note on a conversation for other operators; the person never sees it."""
+    text = read_text(read_body())
+    conversation = find_conversation(conversation_id)
+    watch.add_note(store.get_db(), conversation, operator(), text)
     return jsonify(conversation_json(conversation, read_after()))
 
 

@@ -29,6 +29,7 @@ HANDOFF_REFUSED = (
     "so you are still talking to {current}."
 )
 HOST_REMOVED = "{title} is no longer available here, so you are now talking to {entry}."
+JOINED = "{name} from {title} joined the conversation."
 # The reason code of a switch (and stay) an operator made by stepping into a bot's conversation.
 OPERATOR_TAKEOVER = "operator_takeover"
 
@@ -223,4 +224,39 @@ class Router:
             logger.warning(
                 "conversation=%s could not tell %s the stay ended: %s", conversation_id, desk.id, exc
             )
+        return conversation
+
+    def take_over(self, conversation_id: str, desk_id: str | None, operator: str) -> store.Conversation:
+        """Move a conversation a bot has to a desk, where ``operator`` handles it; the bot is told nothing.
+
+        Under the conversation's turn lock: the desk opens a stay as on any
+        arrival (reason code ``operator_takeover``, taken by the operator) and
+        the person is told who joined. The bot keeps its tracker as it was and
+        hears from the person again only when someone hands them back.
+        With no desk named, the first desk in the config takes it.
+        """
+        with turn_lock(conversation_id):
+            conversation = store.find_conversation(self.db, conversation_id)
+            if conversation is None:
+                raise ApiError(404, "There is no such conversation.")
+            conversation, current = self.current_host(conversation)
+            if current.kind == "parlant":
+                raise ApiError(409, f"This conversation is already at {current.title}.")
+            desks = [host for host in self.config.hosts if host.kind == "parlant"]
+            desk = self.config.find_host(desk_id) if desk_id else (desks[0] if desks else None)
+            if desk is None or desk.kind != "parlant":
+                raise ApiError(400, "Choose a desk: a host of kind: parlant in handoff_config.yml.")
+            request = {HANDOFF_TO: desk.id, REASON: f"taken over by {operator}"}
+            conversation = self.switch(conversation, current, desk, request)
+            if conversation.host_id != desk.id:
+                raise ApiError(
+                    502, f"{desk.title} did not answer, so the person is still with {current.title}."
+                )
+            stay = store.find_open_stay(self.db, conversation_id)
+            with store.transaction(self.db):
+                store.mark_takeover(self.db, conversation_id, stay.session_id, operator, OPERATOR_TAKEOVER)
+                self.notice(conversation, JOINED.format(name=operator, title=desk.title))
+        logger.info(
+            "conversation=%s taken over from %s to %s by %s", conversation_id, current.id, desk.id, operator
+        )
         return conversation
