@@ -84,7 +84,7 @@ class ParlantHost:
         """Open a stay: a session holding the transcript, where the person came from and why."""
         reason = request.get(REASON) if isinstance(request.get(REASON), str) else None
         self._open_stay(conversation_id, from_host, reason, timeout)
-        return [{"text": stays.CONNECTING.format(title=self.host.title)}]
+        return [{"text": stays.arrival_text(self.host)}]
 
     def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
         """Post the person's message as a customer event, opening a new stay if the last one closed."""
@@ -96,7 +96,7 @@ class ParlantHost:
             earlier = store.list_conversation_stays(self.db, conversation_id)
             from_host = current_config().find_host(earlier[-1].from_host) if earlier else None
             stay = self._open_stay(conversation_id, from_host, stays.WROTE_AGAIN, timeout)
-            replies = [{"text": stays.CONNECTING.format(title=self.host.title)}]
+            replies = [{"text": stays.arrival_text(self.host)}]
         self._call(self.client.create_customer_event, stay.session_id, text, timeout=timeout)
         return replies
 

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from handoff.hours import Hours, HoursError, parse_host_hours
+
 CONFIG_ENV = "HANDOFF_CONFIG"
 HOST_ID_ENV = "HANDOFF_HOST_ID"
 STATE_DIR_ENV = "HANDOFF_STATE_DIR"
@@ -24,7 +26,7 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "handoff_config.yml"
 
 KINDS = ("rasa", "parlant", "a2a")
 TOP_LEVEL_KEYS = ("handoff_hosts", "entry")
-HOST_KEYS = ("title", "url", "kind")
+HOST_KEYS = ("title", "url", "kind", "hours")
 HOST_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -41,6 +43,8 @@ class Host:
     title: str
     url: str
     kind: str = "rasa"
+    # When a desk (kind: parlant) is staffed; None: always.
+    hours: Optional[Hours] = None
 
     @property
     def port(self) -> int:
@@ -223,7 +227,11 @@ def _parse_host(host_id: Any, raw: Any, path: Path) -> Host:
     kind = raw.get("kind", "rasa")
     if kind not in KINDS:
         raise ConfigError(f"{where} has kind '{kind}' (use one of: {', '.join(KINDS)})")
-    return Host(id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind)
+    try:
+        hours = parse_host_hours(raw, kind, where)
+    except HoursError as exc:
+        raise ConfigError(str(exc)) from None
+    return Host(id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, hours=hours)
 
 
 _cache_lock = threading.Lock()
