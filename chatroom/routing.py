@@ -30,8 +30,6 @@ HANDOFF_REFUSED = (
 )
 HOST_REMOVED = "{title} is no longer available here, so you are now talking to {entry}."
 JOINED = "{name} from {title} joined the conversation."
-# The reason code of a switch (and stay) an operator made by stepping into a bot's conversation.
-OPERATOR_TAKEOVER = "operator_takeover"
 
 # Rasa's REST channel answers with these keys; anything else is dropped.
 DISPLAY_KEYS = ("text", "image", "buttons")
@@ -254,7 +252,7 @@ class Router:
                 )
             stay = store.find_open_stay(self.db, conversation_id)
             with store.transaction(self.db):
-                store.mark_takeover(self.db, conversation_id, stay.session_id, operator, OPERATOR_TAKEOVER)
+                store.mark_takeover(self.db, conversation_id, stay.session_id, operator)
                 self.notice(conversation, JOINED.format(name=operator, title=desk.title))
         logger.info(
             "conversation=%s taken over from %s to %s by %s", conversation_id, current.id, desk.id, operator

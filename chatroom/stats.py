@@ -23,14 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from handoff.config import HandoffConfig
 
 from . import store
-from .routing import OPERATOR_TAKEOVER
 
 # The handoff envelope's reasons (design: "Handoff envelope"), and an operator stepping in unprompted.
 ENVELOPE_REASONS = (
     "asked_for_human", "named_target", "out_of_domain", "not_understood", "operator_handback",
     "loop_detected",
 )
-REASON_CODES = (*ENVELOPE_REASONS, OPERATOR_TAKEOVER)
+REASON_CODES = (*ENVELOPE_REASONS, store.OPERATOR_TAKEOVER)
 UNSPECIFIED = "unspecified"
 BUCKETS = ("hour", "day")
 # Periods up to this many days are charted per hour unless asked otherwise; hour bars stop at MAX_HOUR_DAYS.
@@ -223,7 +222,7 @@ def compute(connection: store.Connection, config: HandoffConfig, period: Period)
     """Return every figure for the period, each a list of rows or one row."""
     switches = store.list_switches(connection, period.since, period.until)
     stays = store.list_stays_between(connection, period.since, period.until)
-    waited = [stay for stay in stays if stay.reason_code != OPERATOR_TAKEOVER]
+    waited = [stay for stay in stays if stay.reason_code != store.OPERATOR_TAKEOVER]
     return {
         **period.to_json(),
         "handoffs": len(switches),

@@ -256,12 +256,13 @@ def desk_json(connection, host: Host, stay: store.Stay) -> dict[str, Any]:
     info: dict[str, Any] = {
         "title": host.title,
         "back_to": {"id": back_to.id, "title": back_to.title},
-        "waiting": stay.first_reply_at is None,
+        # Nobody waits in a conversation an operator took over: they are already there.
+        "waiting": stay.first_reply_at is None and stay.reason_code != store.OPERATOR_TAKEOVER,
         "operators_online": operators_online(),
         # While the desk is closed: when it opens (no wait is estimated then).
         "opens": opens,
     }
-    if stay.first_reply_at is None:
+    if info["waiting"]:
         position = store.queue_position(connection, stay)
         waits = store.recent_reply_waits(connection, host.id, time.time() - ESTIMATE_WINDOW)
         info["position"] = position

@@ -104,6 +104,9 @@ def test_taking_over_tells_the_bot_nothing_and_handing_back_resumes_it(app, desk
 
     update = say(person, "hello? who is this?")
     assert update["host"]["id"] == "human"
+    app.config["DESK_WAIT"] = 0
+    desk_bar = person.get("/api/updates?after=0").get_json()["desk"]
+    assert (desk_bar["waiting"], "position" in desk_bar) == (False, False), "the operator is already there"
     session_id = view["stay"]["session_id"]
     customer = [e["data"]["message"] for e in desk.events(session_id) if e["kind"] == "message"]
     assert customer == ["hello? who is this?"]

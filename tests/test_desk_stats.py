@@ -25,6 +25,11 @@ HOSTS = {
 class Clock:
     """Stands in for the time module where the store and the console read the time."""
 
+    # Every module that stamps what the figures count, and the console that asks for them.
+    READERS = (
+        "chatroom.store.conversations", "chatroom.store.stays", "chatroom.store.console", "chatroom.console",
+    )
+
     def __init__(self, now: float) -> None:
         self.now = now
 
@@ -35,20 +40,19 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock(NOW)
-    for module in ("chatroom.store.conversations", "chatroom.store.stays", "chatroom.store.console",
-                   "chatroom.console"):
+    for module in Clock.READERS:
         monkeypatch.setattr(f"{module}.time", clock)
     return clock
 
 
 class Script:
-    """Writes handoffs and stays through the store, each at a time before NOW."""
+    """Writes handoffs and stays through the store, each at a time before ``now``."""
 
-    def __init__(self, db, clock: Clock) -> None:
-        self.db, self.clock = db, clock
+    def __init__(self, db, clock: Clock, now: float = NOW) -> None:
+        self.db, self.clock, self.now = db, clock, now
 
     def at(self, hours_ago: float, seconds: float = 0) -> Script:
-        self.clock.now = NOW - hours_ago * HOUR + seconds
+        self.clock.now = self.now - hours_ago * HOUR + seconds
         return self
 
     def start(self, conversation_id: str, host_id: str, *, speaks: bool = True) -> None:
@@ -107,7 +111,7 @@ def seed(db, clock: Clock) -> None:
     run.to_desk("c5", "s5", "a code outside the vocabulary")
     run.at(0.75).start("c6", "helpdesk")
     s6 = run.to_desk("c6", "s6", None)
-    store.mark_takeover(db, "c6", "s6", "alice", "operator_takeover")
+    store.mark_takeover(db, "c6", "s6", "alice")
     run.at(0.75, 5).reply(s6)
     run.at(1 / 3).back("c6", "s6", "helpdesk", "handed_back", "operator_handback")
 

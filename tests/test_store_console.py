@@ -99,11 +99,21 @@ def test_a_takeover_is_marked_on_the_newest_switch_and_on_the_stay(db):
     store.switch_host(db, moved, "human", "taken over by alice")
     stay = store.open_stay(db, "s1", "c1", "human", "financial", "taken over by alice")
 
-    store.mark_takeover(db, "c1", stay.session_id, "alice", "operator_takeover")
+    store.mark_takeover(db, "c1", stay.session_id, "alice")
 
     assert [s.reason_code for s in store.list_switches(db, 0, time.time() + 1)] == [None, "operator_takeover"]
     marked = store.find_stay(db, "s1")
     assert (marked.reason_code, marked.taken_by) == ("operator_takeover", "alice")
+
+
+def test_a_stay_taken_over_holds_no_place_in_the_queue(db):
+    for conversation_id in ("taken", "waiting"):
+        store.create_conversation(db, conversation_id, "helpdesk")
+    store.open_stay(db, "s-taken", "taken", "human", "helpdesk", None)
+    store.mark_takeover(db, "taken", "s-taken", "alice")
+    waiting = store.open_stay(db, "s-waiting", "waiting", "human", "helpdesk", None)
+
+    assert store.queue_position(db, waiting) == 1
 
 
 def test_switches_and_stays_are_listed_inside_the_period_only(db):
@@ -142,7 +152,7 @@ def test_every_console_query_uses_an_index(db, engine):
         store.add_note(db, "c1", "alice", "note")
         store.list_notes(db, "c1")
         store.list_active_conversations(db, ["helpdesk"], 0, 10)
-        store.mark_takeover(db, "c1", "s1", "alice", "operator_takeover")
+        store.mark_takeover(db, "c1", "s1", "alice")
         store.list_switches(db, 0, time.time() + 1)
         store.list_stays_between(db, 0, time.time() + 1)
         store.count_contained(db, 0, time.time() + 1)

@@ -45,6 +45,7 @@ from .conversations import (
 from .engine import create_engine, database_url, transaction
 from .migrations import upgrade
 from .stays import (
+    OPERATOR_TAKEOVER,
     Stay,
     close_stay,
     find_open_stay,
@@ -112,7 +113,8 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
-    "ActiveConversation", "Connection", "Conversation", "Message", "Note", "Stay", "Switch",
+    "OPERATOR_TAKEOVER", "ActiveConversation", "Connection", "Conversation", "Message", "Note", "Stay",
+    "Switch",
     "add_message", "add_note", "close_db", "close_stay", "count_contained", "count_routes",
     "create_conversation", "database_url", "find_button", "find_conversation", "find_open_stay",
     "find_stay", "find_stay_typing", "get_db", "get_engine", "init_app", "last_message_id",

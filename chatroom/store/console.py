@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from .conversations import last_message_id
 from .engine import transaction
 from .schema import conversation, desk_session, message, operator_note, switch
-from .stays import Stay
+from .stays import OPERATOR_TAKEOVER, Stay
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,9 @@ MARK_SWITCH = sa.update(switch).where(
     switch.c.id == sa.select(sa.func.max(newest.c.id))
     .where(newest.c.conversation_id == sa.bindparam("conversation"))
     .scalar_subquery()
-).values(reason_code=sa.bindparam("code"))
+).values(reason_code=OPERATOR_TAKEOVER)
 MARK_STAY = sa.update(desk_session).where(desk_session.c.session_id == sa.bindparam("stay")).values(
-    reason_code=sa.bindparam("code"), taken_by=sa.bindparam("operator")
+    reason_code=OPERATOR_TAKEOVER, taken_by=sa.bindparam("operator")
 )
 in_period = {"since": sa.bindparam("since"), "until": sa.bindparam("until")}
 LIST_SWITCHES = (
@@ -145,11 +145,14 @@ def list_active_conversations(
     return [ActiveConversation(**{**row, "last_body": json.loads(row["last_body"])}) for row in rows]
 
 
-def mark_takeover(db: Connection, conversation_id: str, session_id: str, operator: str, code: str) -> None:
-    """Record that an operator took the conversation over: on its newest switch and on the stay it opened."""
+def mark_takeover(db: Connection, conversation_id: str, session_id: str, operator: str) -> None:
+    """Record that ``operator`` took the conversation over, on its newest switch and on the stay it opened.
+
+    Both get the reason code OPERATOR_TAKEOVER; the stay is in that operator's hands.
+    """
     with transaction(db):
-        db.execute(MARK_SWITCH, {"conversation": conversation_id, "code": code})
-        db.execute(MARK_STAY, {"stay": session_id, "code": code, "operator": operator})
+        db.execute(MARK_SWITCH, {"conversation": conversation_id})
+        db.execute(MARK_STAY, {"stay": session_id, "operator": operator})
 
 
 def list_switches(db: Connection, since: float, until: float) -> list[Switch]:

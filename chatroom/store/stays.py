@@ -13,6 +13,8 @@ from .engine import transaction
 from .schema import conversation, desk_event, desk_notice, desk_session, desk_typing
 
 stay = desk_session.c
+# The reason code of a stay (and of the switch to it) an operator opened by taking a bot's conversation over.
+OPERATOR_TAKEOVER = "operator_takeover"
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,11 @@ TAKEN_BY = sa.select(stay.taken_by).where(this_stay)
 CLOSE = sa.update(desk_session).where(this_stay, stay.closed_at.is_(None)).values(
     closed_at=sa.bindparam("now"), outcome=sa.bindparam("ending")
 )
+# Nobody waits in a stay an operator opened by taking a conversation over: it holds no place in the queue.
 QUEUE_POSITION = sa.select(sa.func.count()).select_from(desk_session).where(
     stay.host_id == sa.bindparam("host_id"), stay.closed_at.is_(None), stay.first_reply_at.is_(None),
     stay.opened_at <= sa.bindparam("opened_at"),
+    sa.or_(stay.reason_code.is_(None), stay.reason_code != OPERATOR_TAKEOVER),
 )
 REPLY_WAITS = sa.select(stay.first_reply_at - stay.opened_at).where(
     stay.host_id == sa.bindparam("host_id"), stay.opened_at >= sa.bindparam("since"),
