@@ -50,8 +50,14 @@
   }
 
   // Each start is an ISO time in the zone asked for, so its wall-clock digits are already local.
+  // Hours are labelled every 3, 6 or 12 hours as they get narrower, midnight by its date.
   function slotLabel(start, bucket, index, count) {
-    if (bucket === "hour") return start.slice(11, 13) % 6 === 0 ? start.slice(11, 16) : "";
+    if (bucket === "hour") {
+      const hour = Number(start.slice(11, 13));
+      const every = count > 48 ? 12 : count > 24 ? 6 : 3;
+      if (hour % every !== 0) return "";
+      return hour === 0 ? start.slice(5, 10) : start.slice(11, 16);
+    }
     const every = count > 14 ? 7 : 1;
     return index % every === 0 ? start.slice(5, 10) : "";
   }
