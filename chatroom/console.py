@@ -7,12 +7,8 @@ compared as hashes.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import math
 import time
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +26,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import events, parlant_client, stays, store
+from . import events, parlant_client, stats, stays, store, watch
 from .routing import HANDED_BACK, Router, turn_lock
 from .web import ApiError, host_json, read_after, read_body, read_text
 
@@ -215,6 +211,7 @@ def conversation_json(conversation: store.Conversation, after: int) -> dict[str,
         "messages": [
             message.to_json() for message in store.list_messages(connection, conversation.id, after)
         ],
+        **watch.conversation_extras(connection, config, conversation),
     }
 
 
@@ -232,6 +229,7 @@ def queue_json(connection, name: str) -> dict[str, Any]:
         "operator": name,
         "operators": operators_json(),
         "conversations": [stay_json(stay, config, connection) for stay in store.list_stays(connection)],
+        **watch.watch_json(connection, config),
     }
 
 
@@ -376,103 +374,57 @@ def close(conversation_id: str):
     return jsonify(conversation_json(conversation, read_after()))
 
 
-def percentile(values: list[float], share: float) -> float | None:
-    """Return the nearest-rank percentile (share 0.5 = median), or None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+@bp.post("/api/conversations/<conversation_id>/take-over")
+def take_over(conversation_id: str):
+    """Step into a conversation a bot has: a desk takes it, this operator answers; the bot hears nothing."""
+    desk_id = read_body().get("desk_id")
+    if desk_id is not None and not isinstance(desk_id, str):
+        raise ApiError(400, "'desk_id' must be the id of a desk in handoff_config.yml.")
+    conversation = Router(store.get_db(), current_config()).take_over(conversation_id, desk_id, operator())
+    events.changed(conversation.id)
+    return jsonify(conversation_json(conversation, read_after()))
 
 
-def stays_since(since: float) -> list[store.Stay]:
-    return store.list_stays(store.get_db(), open_only=False, since=since)
+@bp.post("/api/conversations/<conversation_id>/notes")
+def add_note(conversation_id: str):
+    """Leave a note on a conversation for other operators; the person never sees it."""
+    text = read_text(read_body())
+    conversation = find_conversation(conversation_id)
+    watch.add_note(store.get_db(), conversation, operator(), text)
+    return jsonify(conversation_json(conversation, read_after()))
 
 
-def compute_stats(since: float) -> dict[str, Any]:
-    """Return handoff figures since a time: routes, reasons, time to first human reply, hand-back rate."""
-    connection = store.get_db()
-    titles = {host.id: host.title for host in current_config().hosts}
-    routes = store.count_routes(connection, since)
-    recent = stays_since(since)
-    reasons: dict[str, int] = {}
-    for stay in recent:
-        reasons[stay.reason or ""] = reasons.get(stay.reason or "", 0) + 1
-    waits = [stay.first_reply_at - stay.opened_at for stay in recent if stay.first_reply_at is not None]
-    ended = [stay for stay in recent if stay.closed_at is not None and stay.outcome != "superseded"]
-    handed_back = [stay for stay in ended if (stay.outcome or "").startswith("handed_back:")]
-    def title(host_id: str) -> str:
-        return titles.get(host_id, host_id)
-
-    return {
-        "since": since,
-        "routes": [
-            {"from": row["from_host"], "to": row["to_host"], "count": row["count"],
-             "label": f"{title(row['from_host'])} → {title(row['to_host'])}"}
-            for row in routes
-        ],
-        "reasons": [
-            {"reason": reason or None, "count": count}
-            for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
-        ],
-        "desk_handoffs": len(recent),
-        "answered": len(waits),
-        "first_reply_seconds": {"median": percentile(waits, 0.5), "p90": percentile(waits, 0.9)},
-        "ended": len(ended),
-        "handed_back": len(handed_back),
-        "hand_back_rate": len(handed_back) / len(ended) if ended else None,
-    }
-
-
-def read_since() -> float:
+def read_period() -> stats.Period:
     try:
-        days = float(request.args.get("days", "30"))
-    except ValueError:
-        raise ApiError(400, "'days' must be a number.") from None
-    return time.time() - max(0.0, days) * 86400
+        return stats.read_period(request.args, time.time())
+    except stats.PeriodError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 @bp.get("/stats")
 def stats_page():
     """Serve the stats page."""
-    return render_template("console_stats.html", operator=operator())
+    return render_template("console_stats.html", operator=operator(), figures=list(stats.FIGURES))
 
 
 @bp.get("/api/stats")
-def stats():
-    """Return the handoff figures as JSON (?days=30)."""
-    return jsonify(compute_stats(read_since()))
+def stats_json():
+    """Return every handoff figure as JSON (?days=30&by=hour|day&tz=Europe/Berlin)."""
+    return jsonify(stats.compute(store.get_db(), current_config(), read_period()))
 
 
-CSV_COLUMNS = (
-    "conversation_id", "desk", "from_host", "reason", "opened_at", "first_reply_seconds",
-    "taken_by", "closed_at", "outcome",
-)
-
-
-@bp.get("/api/stats.csv")
-def stats_csv():
-    """Export one row per desk stay as CSV (?days=30)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for stay in stays_since(read_since()):
-        wait = stay.first_reply_at - stay.opened_at if stay.first_reply_at is not None else None
-        writer.writerow([
-            stay.conversation_id, stay.host_id, stay.from_host, csv_safe(stay.reason),
-            iso(stay.opened_at), f"{wait:.1f}" if wait is not None else "",
-            csv_safe(stay.taken_by), iso(stay.closed_at), stay.outcome or "",
-        ])
+@bp.get("/api/stats/<name>.<kind>")
+def stats_export(name: str, kind: str):
+    """Export one figure as JSON or CSV (same parameters as /api/stats)."""
+    if name not in stats.FIGURES or kind not in ("json", "csv"):
+        raise ApiError(
+            404, f"There is no such export; use one of {', '.join(stats.FIGURES)} as .json or .csv."
+        )
+    period = read_period()
+    rows = stats.figure_rows(stats.compute(store.get_db(), current_config(), period), name)
+    if kind == "json":
+        return jsonify({**period.to_json(), "figure": name, "rows": rows})
     return current_app.response_class(
-        out.getvalue(), mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=desk-handoffs.csv"},
+        stats.to_csv(name, rows), mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename=handoffs-{name}.csv"},
     )
-
-
-def iso(at: float | None) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds") if at else ""
-
-
-def csv_safe(text: str | None) -> str:
-    """Return text a spreadsheet shows as text: a leading =, +, - or @ would run as a formula."""
-    text = text or ""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -91,7 +91,7 @@ class ParlantHost:
     ) -> list[dict[str, Any]]:
         """Open a stay: a session holding the transcript, where the person came from and why."""
         self._open_stay(conversation_id, from_host, envelope, timeout)
-        return [{"text": stays.CONNECTING.format(title=self.host.title)}]
+        return [{"text": stays.arrival_text(self.host)}]
 
     def send(self, conversation_id: str, text: str, timeout: float) -> list[dict[str, Any]]:
         """Post the person's message as a customer event, opening a new stay if the last one closed."""
@@ -104,7 +104,7 @@ class ParlantHost:
             from_host = current_config().find_host(earlier[-1].from_host) if earlier else None
             envelope = {REQUEST: stays.WROTE_AGAIN}
             stay = self._open_stay(conversation_id, from_host, envelope, timeout)
-            replies = [{"text": stays.CONNECTING.format(title=self.host.title)}]
+            replies = [{"text": stays.arrival_text(self.host)}]
         self._call(self.client.create_customer_event, stay.session_id, text, timeout=timeout)
         return replies
 

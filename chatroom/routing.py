@@ -18,6 +18,7 @@ from handoff.envelope import (
     LOOP_DETECTED,
     NAMED_TARGET,
     OPERATOR_HANDBACK,
+    SUMMARY,
     build_envelope,
     mask,
     read_envelope,
@@ -53,6 +54,7 @@ STAY_WITH = "Stay with {current}"
 STAYING = "All right, you are still talking to {current}."
 # A person handed back and forth, or refused twice, within this many seconds is offered a human.
 LOOP_WINDOW = 600.0
+JOINED = "{name} from {title} joined the conversation."
 
 # How a stay at a desk ended when an operator handed the person back (the person leaving is "left").
 HANDED_BACK = "handed_back"
@@ -275,7 +277,10 @@ class Router:
             return conversation
         faults.reach("after_arrival")
         with store.transaction(self.db):
-            conversation = store.switch_host(self.db, conversation, target.id, envelope.get(REASON))
+            conversation = store.switch_host(
+                self.db, conversation, target.id, stays.stay_reason(envelope),
+                reason_code=envelope.get(REASON), envelope=envelope,
+            )
             self.notice(conversation, NOW_TALKING_TO.format(title=target.title))
             again = self.store_replies(conversation, target, greeting)
             store.end_switch(self.db, conversation.id)
@@ -364,6 +369,40 @@ class Router:
             )
         return conversation
 
+    def take_over(self, conversation_id: str, desk_id: str | None, operator: str) -> store.Conversation:
+        """Move a conversation a bot has to a desk, where ``operator`` handles it; the bot is told nothing.
+
+        Under the conversation's turn lock: the desk opens a stay as on any
+        arrival (reason code ``operator_takeover``, taken by the operator) and
+        the person is told who joined. The bot keeps its tracker as it was and
+        hears from the person again only when someone hands them back.
+        With no desk named, the first desk in the config takes it.
+        """
+        with turn_lock(conversation_id):
+            conversation = store.find_conversation(self.db, conversation_id)
+            if conversation is None:
+                raise ApiError(404, "There is no such conversation.")
+            conversation, current = self.current_host(conversation)
+            if current.kind == "parlant":
+                raise ApiError(409, f"This conversation is already at {current.title}.")
+            desks = [host for host in self.config.hosts if host.kind == "parlant"]
+            desk = self.config.find_host(desk_id) if desk_id else (desks[0] if desks else None)
+            if desk is None or desk.kind != "parlant":
+                raise ApiError(400, "Choose a desk: a host of kind: parlant in handoff_config.yml.")
+            envelope = {REASON: None, SUMMARY: f"Taken over by {operator} from {current.title}."}
+            conversation = self.switch(conversation, current, desk, envelope)
+            if conversation.host_id != desk.id:
+                raise ApiError(
+                    502, f"{desk.title} did not answer, so the person is still with {current.title}."
+                )
+            stay = store.find_open_stay(self.db, conversation_id)
+            with store.transaction(self.db):
+                store.mark_takeover(self.db, conversation_id, stay.session_id, operator)
+                self.notice(conversation, JOINED.format(name=operator, title=desk.title))
+        logger.info(
+            "conversation=%s taken over from %s to %s by %s", conversation_id, current.id, desk.id, operator
+        )
+        return conversation
 
 def finish_cut_short(app) -> None:
     """Finish the handoffs a crashed worker left noted but not done.

@@ -62,6 +62,7 @@ class Setting:
 whole = _number(int, "a whole number", 0)
 positive_whole = _number(int, "a whole number", 1)
 seconds = _number(float, "a number of seconds", 0)
+minutes = _number(float, "a number of minutes", 0)
 
 SETTINGS = (
     Setting("HOST", "127.0.0.1", parse_text, "interface the chatroom listens on"),
@@ -86,6 +87,8 @@ SETTINGS = (
     Setting("DESK_WAIT", 30, positive_whole, "seconds each read of a desk waits for new events"),
     Setting("DESK_NO_ANSWER_AFTER", 120.0, seconds,
             "seconds without a human reply before the person is told"),
+    Setting("WATCH_MINUTES", 30.0, minutes,
+            "minutes since its last message a conversation with a bot stays listed in the console"),
     Setting("STREAM_HEARTBEAT", 15.0, seconds, "seconds between keep-alive lines on a live stream"),
     Setting("FAULT", "", parse_text, "tests only: kill the worker once at this point of a handoff"),
     Setting("DESK_API_TOKEN", "", parse_text, "the token the desks want", env="DESK_API_TOKEN"),

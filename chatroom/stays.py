@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 TYPING_SECONDS = 5.0
 # What the person reads when a desk takes them (the operators' own words come later).
 CONNECTING = "Connecting you with our {title}… someone will answer here shortly."
+CLOSED_NOW = (
+    "{title} is closed right now and opens {opens}. "
+    "Leave your message here: it waits in their queue for the next shift."
+)
 CLOSED = "{title} closed this conversation. Write again any time to reach them."
 NO_ANSWER = (
     "Nobody from {title} has answered yet. You can keep waiting, leave a message here "
@@ -51,6 +55,17 @@ def desk_client(host: Host) -> parlant_client.Parlant:
     """Return a client for a desk's Parlant API, with the app's token and timeout."""
     timeout = float(current_app.config["TURN_TIMEOUT"])
     return parlant_client.Parlant(host.url, current_app.config["DESK_API_TOKEN"], http_session(), timeout)
+
+
+def desk_opens(host: Host) -> str | None:
+    """Return when a desk that is closed now (outside its ``hours:``) opens, in words; None while open."""
+    return host.hours.opens() if host.hours is not None else None
+
+
+def arrival_text(host: Host) -> str:
+    """Return what a desk says to a person arriving: someone will answer, or when it opens."""
+    opens = desk_opens(host)
+    return CLOSED_NOW.format(title=host.title, opens=opens) if opens else CONNECTING.format(title=host.title)
 
 
 def transcript_json(messages: list[store.Message], config: HandoffConfig) -> list[dict[str, Any]]:
@@ -108,7 +123,7 @@ def open_stay(
         raise parlant_client.ParlantError(f"{client.url}: session {session.get('id')} is not in manual mode")
     return store.open_stay(
         connection, session["id"], conversation.id, desk.id,
-        from_host.id if from_host else "", reason,
+        from_host.id if from_host else "", reason, reason_code=envelope.get(REASON),
     )
 
 
@@ -246,17 +261,22 @@ def desk_json(connection, host: Host, stay: store.Stay) -> dict[str, Any]:
     """Return what the page shows about a stay: queue place, estimated wait, where to go back to."""
     config = current_config()
     back_to = config.find_host(stay.from_host) or config.entry_host
+    opens = desk_opens(host)
     info: dict[str, Any] = {
         "title": host.title,
         "back_to": {"id": back_to.id, "title": back_to.title},
-        "waiting": stay.first_reply_at is None,
+        # Nobody waits in a conversation an operator took over: they are already there.
+        "waiting": stay.first_reply_at is None and stay.reason_code != store.OPERATOR_TAKEOVER,
         "operators_online": operators_online(),
+        # While the desk is closed: when it opens (no wait is estimated then).
+        "opens": opens,
     }
-    if stay.first_reply_at is None:
+    if info["waiting"]:
         position = store.queue_position(connection, stay)
         waits = store.recent_reply_waits(connection, host.id, time.time() - ESTIMATE_WINDOW)
         info["position"] = position
-        info["estimated_wait_seconds"] = statistics.median(waits) * position if waits else None
+        estimate = statistics.median(waits) * position if waits and opens is None else None
+        info["estimated_wait_seconds"] = estimate
     return info
 
 

@@ -13,7 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from handoff.config import ConfigError, HandoffConfig, current_config, own_host_id
+from handoff.config import ConfigError, HandoffConfig, Host, current_config, own_host_id
 from handoff.payload import ARRIVAL_INTENT, HANDOFF_TO, handoff_payload, trigger_message
 
 logger = logging.getLogger(__name__)
@@ -55,11 +55,21 @@ class ActionHandoffOptions(Action):
     """Offer one button per host this bot can hand the person to.
 
     A host already named in slot ``handoff_to`` (say, by a slot mapping from an
-    intent that belongs to another assistant) is offered first.
+    intent that belongs to another assistant) is offered first. A desk outside
+    its hours is still offered, with when it opens: a message left there waits
+    in its queue for the next shift.
     """
+
+    CLOSED_TITLE = "{title} (closed, opens {opens})"
 
     def name(self) -> Text:
         return "action_handoff_options"
+
+    @classmethod
+    def button_title(cls, host: Host) -> Text:
+        """Return the host's title, saying when it opens if it is a desk that is closed now."""
+        opens = host.hours.opens() if host.hours is not None else None
+        return cls.CLOSED_TITLE.format(title=host.title, opens=opens) if opens else host.title
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
@@ -70,7 +80,7 @@ class ActionHandoffOptions(Action):
         if not others:
             dispatcher.utter_message(response="utter_no_handoff")
             return [SlotSet(HANDOFF_TO, None)]
-        buttons = [{"title": host.title, "payload": trigger_message(host.id)} for host in others]
+        buttons = [{"title": self.button_title(host), "payload": trigger_message(host.id)} for host in others]
         dispatcher.utter_message(buttons=buttons)
         # The button the person presses sets the slot again; a stale preference must not linger.
         return [SlotSet(HANDOFF_TO, None)]

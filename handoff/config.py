@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from handoff.hours import Hours, HoursError, parse_host_hours
+
 CONFIG_ENV = "HANDOFF_CONFIG"
 HOST_ID_ENV = "HANDOFF_HOST_ID"
 STATE_DIR_ENV = "HANDOFF_STATE_DIR"
@@ -24,7 +26,7 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "handoff_config.yml"
 
 KINDS = ("rasa", "parlant", "a2a")
 TOP_LEVEL_KEYS = ("handoff_hosts", "entry")
-HOST_KEYS = ("title", "url", "kind", "trusted")
+HOST_KEYS = ("title", "url", "kind", "trusted", "hours")
 HOST_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -43,6 +45,8 @@ class Host:
     kind: str = "rasa"
     # Whether personal data in a handoff envelope may reach this host unmasked.
     trusted: bool = False
+    # When a desk (kind: parlant) is staffed; None: always.
+    hours: Optional[Hours] = None
 
     @property
     def port(self) -> int:
@@ -228,7 +232,13 @@ def _parse_host(host_id: Any, raw: Any, path: Path) -> Host:
     trusted = raw.get("trusted", False)
     if not isinstance(trusted, bool):
         raise ConfigError(f"{where} has trusted: {trusted!r} (use true or false)")
-    return Host(id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, trusted=trusted)
+    try:
+        hours = parse_host_hours(raw, kind, where)
+    except HoursError as exc:
+        raise ConfigError(str(exc)) from None
+    return Host(
+        id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, trusted=trusted, hours=hours
+    )
 
 
 _cache_lock = threading.Lock()

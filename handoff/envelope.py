@@ -59,7 +59,8 @@ def mask(envelope: Mapping[str, Any]) -> Dict[str, Any]:
             masked[key] = mask_text(masked[key])
     if isinstance(masked.get(SLOTS), dict):
         masked[SLOTS] = {
-            name: mask_text(value) if isinstance(value, str) else value for name, value in masked[SLOTS].items()
+            name: mask_text(value) if isinstance(value, str) else value
+            for name, value in masked[SLOTS].items()
         }
     return masked
 

@@ -22,7 +22,7 @@ def press(person, offer: dict, title: str) -> dict:
 
 def switch_reasons(app) -> list[tuple[str, str, str | None]]:  # noqa: F811
     with store.get_engine(app).connect() as connection:
-        rows = connection.execute(sa.text("SELECT from_host, to_host, reason FROM switch ORDER BY id"))
+        rows = connection.execute(sa.text("SELECT from_host, to_host, reason_code FROM switch ORDER BY id"))
         return [tuple(row) for row in rows]
 
 

@@ -4,7 +4,8 @@ The app setting ``DATABASE`` is a SQLite file path or a database URL
 (``postgresql://…``, from ``$DATABASE_URL``). Each process has one pooled
 engine per app; a request borrows one connection (``get_db``) and gives it back
 when it ends. ``conversations`` holds the routing table, switches and
-transcript; ``stays`` holds each stay at a human desk. Callers use the names
+transcript; ``stays`` holds each stay at a human desk; ``console`` holds operators' notes
+and what the console reads for its figures. Callers use the names
 re-exported here; every function takes the request's connection first.
 """
 from __future__ import annotations
@@ -16,6 +17,18 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g
 from sqlalchemy.engine import Connection, Engine
 
+from .console import (
+    ActiveConversation,
+    Note,
+    Switch,
+    add_note,
+    count_contained,
+    list_active_conversations,
+    list_notes,
+    list_stays_between,
+    list_switches,
+    mark_takeover,
+)
 from .conversations import (
     CHOICE,
     Conversation,
@@ -39,6 +52,7 @@ from .conversations import (
 from .engine import create_engine, database_url, transaction
 from .migrations import upgrade
 from .stays import (
+    OPERATOR_TAKEOVER,
     Stay,
     close_stay,
     find_open_stay,
@@ -106,12 +120,14 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
-    "CHOICE", "Connection", "Conversation", "Message", "PendingSwitch", "Stay", "add_message", "begin_switch",
-    "close_db", "close_stay", "count_routes", "create_conversation", "database_url", "end_switch",
-    "find_button", "find_conversation", "find_open_stay", "find_pending_switch", "find_stay",
-    "find_stay_typing", "get_db", "get_engine", "init_app", "last_message_id", "last_user_text",
-    "list_conversation_stays", "list_messages", "list_pending_switches", "list_stays",
-    "mark_no_answer_told", "mark_stay_notice", "open_stay", "queue_position", "recent_reply_waits",
-    "recent_switches",
-    "store_stay_events", "switch_host", "take_stay", "transaction", "upgrade",
+    "ActiveConversation", "CHOICE", "Connection", "Conversation", "Message", "Note",
+    "OPERATOR_TAKEOVER", "PendingSwitch", "Stay", "Switch", "add_message", "add_note", "begin_switch",
+    "close_db", "close_stay", "count_contained", "count_routes", "create_conversation", "database_url",
+    "end_switch", "find_button", "find_conversation", "find_open_stay", "find_pending_switch",
+    "find_stay", "find_stay_typing", "get_db", "get_engine", "init_app", "last_message_id",
+    "last_user_text", "list_active_conversations", "list_conversation_stays", "list_messages",
+    "list_notes", "list_pending_switches", "list_stays", "list_stays_between", "list_switches",
+    "mark_no_answer_told", "mark_stay_notice", "mark_takeover", "open_stay", "queue_position",
+    "recent_reply_waits", "recent_switches", "store_stay_events", "switch_host", "take_stay",
+    "transaction", "upgrade",
 ]

@@ -111,15 +111,21 @@ def find_conversation(db: Connection, conversation_id: str | None) -> Conversati
 
 
 def switch_host(
-    db: Connection, conversation: Conversation, to_host: str, reason: str | None
+    db: Connection, conversation: Conversation, to_host: str, reason: str | None,
+    *, reason_code: str | None = None, envelope: dict[str, Any] | None = None,
 ) -> Conversation:
-    """Record a handoff and make ``to_host`` the only host this conversation reaches."""
+    """Record a handoff and make ``to_host`` the only host this conversation reaches.
+
+    ``reason_code`` is one of the handoff envelope's reasons; ``envelope`` is
+    the whole envelope, kept as JSON text.
+    """
     now = time.time()
     with transaction(db):
         db.execute(MOVE, {"conversation_id": conversation.id, "to_host": to_host, "now": now})
         db.execute(INSERT_SWITCH, {
             "conversation_id": conversation.id, "from_host": conversation.host_id, "to_host": to_host,
-            "reason": reason, "at": now,
+            "reason": reason, "at": now, "reason_code": reason_code,
+            "envelope": json.dumps(envelope) if envelope is not None else None,
         })
     return Conversation(conversation.id, to_host)
 

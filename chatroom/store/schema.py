@@ -21,6 +21,9 @@ conversation = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     # Last write of any kind; the update is also the conversation's write lock.
     sa.Column("updated_at", Time, nullable=False),
+    # Conversations active lately (the console watches them), and started in a period (stats).
+    sa.Index("conversation_by_activity", "updated_at"),
+    sa.Index("conversation_by_creation", "created_at"),
 )
 
 switch = sa.Table(
@@ -31,6 +34,10 @@ switch = sa.Table(
     sa.Column("to_host", sa.Text, nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("at", Time, nullable=False),
+    # One of the handoff envelope's reasons, or an operator's takeover; anything else counts as unspecified.
+    sa.Column("reason_code", sa.Text),
+    # The whole handoff envelope, as JSON text.
+    sa.Column("envelope", sa.Text),
     sa.Index("switch_by_conversation", "conversation_id", "id"),
     sa.Index("switch_by_time", "at"),
     sqlite_autoincrement=True,
@@ -69,6 +76,8 @@ desk_session = sa.Table(
     sa.Column("outcome", sa.Text),
     # When the person was told nobody has answered yet (once per stay).
     sa.Column("no_answer_told_at", Time),
+    # Why the stay began, as a reason code (an operator's takeover is one).
+    sa.Column("reason_code", sa.Text),
     sa.Index("desk_session_by_conversation", "conversation_id", "closed_at"),
     # The queue: open stays by arrival.
     sa.Index("desk_session_open", "closed_at", "opened_at"),
@@ -114,4 +123,18 @@ pending_switch = sa.Table(
     # The handoff envelope as JSON text (it names the handoff, so a retried arrival is the same one).
     sa.Column("envelope", sa.Text, nullable=False),
     sa.Column("started_at", Time, nullable=False),
+)
+
+# Notes operators leave on a conversation for each other: shown in the console only, never to the
+# person, never sent to a host or a desk. A note sits after the message that was last when it was written.
+operator_note = sa.Table(
+    "operator_note", metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.Text, sa.ForeignKey("conversation.id"), nullable=False),
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("after_message_id", sa.BigInteger, nullable=False),
+    sa.Column("at", Time, nullable=False),
+    sa.Index("operator_note_by_conversation", "conversation_id", "id"),
+    sqlite_autoincrement=True,
 )

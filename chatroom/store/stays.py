@@ -13,6 +13,8 @@ from .engine import transaction
 from .schema import conversation, desk_event, desk_notice, desk_session, desk_typing
 
 stay = desk_session.c
+# The reason code of a stay (and of the switch to it) an operator opened by taking a bot's conversation over.
+OPERATOR_TAKEOVER = "operator_takeover"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Stay:
     closed_at: float | None
     outcome: str | None
     no_answer_told_at: float | None
+    # Why the stay began, as a reason code (say, an operator's takeover); None when not known.
+    reason_code: str | None = None
 
 
 def insert_unless_present(table: sa.Table) -> sa.Insert:
@@ -83,9 +87,11 @@ TAKEN_BY = sa.select(stay.taken_by).where(this_stay)
 CLOSE = sa.update(desk_session).where(this_stay, stay.closed_at.is_(None)).values(
     closed_at=sa.bindparam("now"), outcome=sa.bindparam("ending")
 )
+# Nobody waits in a stay an operator opened by taking a conversation over: it holds no place in the queue.
 QUEUE_POSITION = sa.select(sa.func.count()).select_from(desk_session).where(
     stay.host_id == sa.bindparam("host_id"), stay.closed_at.is_(None), stay.first_reply_at.is_(None),
     stay.opened_at <= sa.bindparam("opened_at"),
+    sa.or_(stay.reason_code.is_(None), stay.reason_code != OPERATOR_TAKEOVER),
 )
 REPLY_WAITS = sa.select(stay.first_reply_at - stay.opened_at).where(
     stay.host_id == sa.bindparam("host_id"), stay.opened_at >= sa.bindparam("since"),
@@ -108,9 +114,12 @@ COUNTED = {"preserve_rowcount": True}
 
 def open_stay(
     db: Connection, session_id: str, conversation_id: str, host_id: str,
-    from_host: str, reason: str | None,
+    from_host: str, reason: str | None, *, reason_code: str | None = None,
 ) -> Stay:
-    """Record a new desk stay; any stay still open for the conversation is closed first."""
+    """Record a new desk stay; any stay still open for the conversation is closed first.
+
+    ``reason_code`` is the handoff envelope's reason for the stay, when it is known.
+    """
     now = time.time()
     with transaction(db):
         lock_conversation(db, conversation_id, now)
@@ -119,6 +128,7 @@ def open_stay(
             session_id, conversation_id, host_id, from_host, reason, opened_at=now,
             handoff_message_id=last_message_id(db, conversation_id), next_offset=0, taken_by=None,
             first_reply_at=None, closed_at=None, outcome=None, no_answer_told_at=None,
+            reason_code=reason_code,
         )
         db.execute(INSERT_STAY, asdict(opened))
     return opened

@@ -1,6 +1,7 @@
 """The shared handoff actions, run with rasa-sdk's own Tracker and CollectingDispatcher."""
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -9,6 +10,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import hours
 from handoff.actions import ActionGreetArrival, ActionHandoff, ActionHandoffOptions
 
 CONFIG = """\
@@ -126,3 +128,24 @@ def test_arrival_welcomes_back_someone_who_was_here_before():
     events = [user("hi", "greet"), user("/handoff", "handoff")]
     dispatcher, _ = run(ActionGreetArrival(), tracker(events))
     assert dispatcher.messages[0]["response"] == "utter_welcome_back"
+
+
+DESK_HOURS = """\
+    hours:
+      timezone: Europe/Berlin
+      open:
+        mon-fri: "09:00-17:00"
+"""
+
+
+@pytest.mark.parametrize("at, title", [
+    # 2026-03-13 is a Friday.
+    ((2026, 3, 13, 18, 30), "Support team (closed, opens on Monday at 09:00 Berlin time)"),
+    ((2026, 3, 13, 7, 0), "Support team (closed, opens today at 09:00 Berlin time)"),
+    ((2026, 3, 13, 10, 0), "Support team"),
+])
+def test_options_say_when_a_desk_outside_its_hours_opens(config_file: Path, monkeypatch, at, title):
+    config_file.write_text(CONFIG + DESK_HOURS)
+    monkeypatch.setattr(hours, "now", lambda: datetime(*at, tzinfo=hours.ZoneInfo("Europe/Berlin")))
+    dispatcher, _ = run(ActionHandoffOptions(), tracker([user("a person please", "human_handoff")]))
+    assert [b["title"] for b in dispatcher.messages[0]["buttons"]] == ["Financial Assistant", title]

@@ -1,5 +1,6 @@
-// The operator console: the queue, one conversation at a time, replies and hand-backs.
-// Every piece of text from people, bots or operators is set with textContent.
+// The operator console: the queue and the conversations bots have, one conversation at a time,
+// replies, hand-backs, takeovers and notes. Every piece of text from people, bots or operators is
+// set with textContent.
 "use strict";
 
 (() => {
@@ -9,6 +10,8 @@
 
   const queueList = document.getElementById("queue-list");
   const queueEmpty = document.getElementById("queue-empty");
+  const botsList = document.getElementById("bots-list");
+  const botsEmpty = document.getElementById("bots-empty");
   const panel = document.getElementById("conversation");
   const fromLine = document.getElementById("conversation-from");
   const reasonLine = document.getElementById("conversation-reason");
@@ -16,6 +19,14 @@
   const transcript = document.getElementById("transcript");
   const statusLine = document.getElementById("desk-status");
   const replyForm = document.getElementById("reply");
+  const deskActions = document.getElementById("desk-actions");
+  const watchActions = document.getElementById("watch-actions");
+  const watchLine = document.getElementById("watch-line");
+  const takeOverChoice = document.getElementById("take-over-choice");
+  const takeOverDesk = document.getElementById("take-over-desk");
+  const takeOverButton = document.getElementById("take-over-button");
+  const noteForm = document.getElementById("note-form");
+  const noteInput = document.getElementById("note-input");
   const replyInput = document.getElementById("reply-input");
   const replyAs = document.getElementById("reply-as");
   const takeButton = document.getElementById("take-button");
@@ -59,24 +70,48 @@
     statusLine.hidden = !text;
   }
 
+  // A list entry that opens its conversation.
+  function openButton(conversationId) {
+    const button = element("button", "queue-open");
+    button.type = "button";
+    button.dataset.conversationId = conversationId;
+    if (current && current.id === conversationId) button.classList.add("selected");
+    button.addEventListener("click", () => openConversation(conversationId));
+    return button;
+  }
+
   function renderQueue(data) {
     queueList.replaceChildren();
     queueEmpty.hidden = data.conversations.length > 0;
     for (const stay of data.conversations) {
       const item = element("li", "queue-item");
-      const button = element("button", "queue-open");
-      button.type = "button";
-      button.dataset.conversationId = stay.conversation_id;
-      if (current && current.id === stay.conversation_id) button.classList.add("selected");
+      const button = openButton(stay.conversation_id);
       button.appendChild(element("strong", "", stay.from_host.title));
       button.appendChild(element("span", "queue-reason", stay.reason || "no reason given"));
       const state = stay.status === "waiting" ? "waiting" : "answered";
       const taken = stay.taken_by ? ` · taken by ${stay.taken_by}` : "";
       button.appendChild(element("span", `queue-meta ${state}`, `${state} ${since(data.now - stay.opened_at)}${taken}`));
       if (stay.last_text) button.appendChild(element("span", "queue-last", stay.last_text));
-      button.addEventListener("click", () => openConversation(stay.conversation_id));
       item.appendChild(button);
       queueList.appendChild(item);
+    }
+  }
+
+  // Conversations a bot has had lately: anyone may watch one, read-only, and take it over.
+  function renderBots(data) {
+    botsList.replaceChildren();
+    const bots = data.bots || [];
+    botsEmpty.hidden = bots.length > 0;
+    botsEmpty.textContent = `No conversation with a bot in the last ${Math.round(data.watch_minutes || 0)} min.`;
+    for (const entry of bots) {
+      const item = element("li", "queue-item bot-item");
+      const button = openButton(entry.conversation_id);
+      button.appendChild(element("strong", "", entry.host.title));
+      const who = entry.last.role === "user" ? "Person" : entry.last.role === "bot" ? entry.host.title : "Notice";
+      button.appendChild(element("span", "queue-last", `${who}: ${entry.last.text}`));
+      button.appendChild(element("span", "queue-meta", `active ${since(data.now - entry.active_at)} ago · started ${since(data.now - entry.started_at)} ago`));
+      item.appendChild(button);
+      botsList.appendChild(item);
     }
   }
 
@@ -94,6 +129,7 @@
 
   function showQueue(data) {
     renderQueue(data);
+    renderBots(data);
     renderOperators(data.operators);
   }
 
@@ -105,7 +141,7 @@
   }
 
   function renderMessage(message, data) {
-    const stay = data.stay;
+    const stay = data.live ? data.stay : null;
     const before = stay && message.id <= stay.handoff_message_id;
     const item = element("li", `line line-${message.role}${before ? " line-before" : ""}`);
     item.dataset.messageId = message.id;
@@ -119,39 +155,95 @@
     return item;
   }
 
+  // Transcript lines are kept in order by [message id, 0, 0]; a note by [the message it follows, 1, note id].
+  function orderOf(node) {
+    return node.dataset.order.split(",").map(Number);
+  }
+
+  function comesBefore(first, second) {
+    const at = first.findIndex((value, index) => value !== second[index]);
+    return at >= 0 && first[at] < second[at];
+  }
+
+  function place(node, order) {
+    node.dataset.order = order.join(",");
+    const later = [...transcript.children].find((child) => comesBefore(order, orderOf(child)));
+    transcript.insertBefore(node, later || null);
+  }
+
   // Messages can arrive twice (an action's answer and the stream); each id is shown once, in id order.
   function addMessages(data, messages) {
     for (const message of messages) {
-      if (transcript.querySelector(`[data-message-id="${message.id}"]`)) continue;
-      const node = renderMessage(message, data);
-      const later = [...transcript.children].find((child) => Number(child.dataset.messageId) > message.id);
-      transcript.insertBefore(node, later || null);
+      if (transcript.querySelector(`[data-message-id="${Number(message.id)}"]`)) continue;
+      place(renderMessage(message, data), [message.id, 0, 0]);
       current.cursor = Math.max(current.cursor, message.id);
     }
     transcript.lastElementChild?.scrollIntoView({ block: "end" });
   }
 
+  // Notes operators leave for each other, in the transcript where they were written; never sent to the person.
+  function addNotes(notes) {
+    for (const note of notes || []) {
+      if (transcript.querySelector(`[data-note-id="${Number(note.id)}"]`)) continue;
+      const item = element("li", "line line-note");
+      item.dataset.noteId = note.id;
+      item.appendChild(element("span", "line-who", `Note from ${note.operator} · operators only`));
+      item.appendChild(element("p", "line-text", note.text));
+      place(item, [note.after_message_id, 1, note.id]);
+    }
+  }
+
+  // A conversation at a desk shows the reply and desk controls; one a bot has, read-only, shows "Take over".
   function renderHeader(data) {
-    const stay = data.stay;
-    fromLine.textContent = stay ? `From ${stay.from_host.title}` : data.host.title;
-    reasonLine.textContent = stay && stay.reason ? `“${stay.reason}”` : "no reason given";
+    const stay = data.live ? data.stay : null;
+    if (stay) {
+      fromLine.textContent = `From ${stay.from_host.title}`;
+      reasonLine.textContent = stay.reason ? `“${stay.reason}”` : "no reason given";
+    } else {
+      fromLine.textContent = `With ${data.host.title}`;
+      reasonLine.textContent = data.with_bot ? "read-only" : "";
+    }
     const parts = [];
     if (stay) parts.push(`arrived ${since(data.now - stay.opened_at)} ago`);
     if (stay && stay.taken_by) parts.push(`taken by ${stay.taken_by}`);
-    parts.push(data.live ? `now with ${data.host.title}` : `now with ${data.host.title} (no longer at the desk)`);
+    parts.push(data.live ? `now with ${data.host.title}` : `now with ${data.host.title} (not at a desk)`);
     metaLine.textContent = parts.join(" · ");
-    const choice = handBackHost.value;
+    replyForm.hidden = !data.live;
+    deskActions.hidden = !data.live;
+    watchActions.hidden = !data.with_bot;
+    renderTakeOver(data);
+    renderHandBack(data, stay);
+    for (const control of [replyInput, replyAs, takeButton, handBackHost, handBackButton, closeButton]) {
+      control.disabled = !data.live;
+    }
+  }
+
+  // Offered only while the person is at a desk: the host they came from first, or the operator's choice.
+  function renderHandBack(data, stay) {
+    const choice = stay ? handBackHost.value || stay.from_host.id : "";
     handBackHost.replaceChildren();
+    if (!stay) return;
     for (const host of data.hand_back_to) {
       const option = element("option", "", host.title);
       option.value = host.id;
       handBackHost.appendChild(option);
     }
-    if (choice) handBackHost.value = choice;
-    if (stay && !handBackHost.value) handBackHost.value = stay.from_host.id;
-    for (const control of [replyInput, replyAs, takeButton, handBackHost, handBackButton, closeButton]) {
-      control.disabled = !data.live;
+    handBackHost.value = choice;
+  }
+
+  function renderTakeOver(data) {
+    watchLine.textContent = `The person is talking to ${data.host.title}; you only watch.`;
+    const choice = takeOverDesk.value;
+    takeOverDesk.replaceChildren();
+    for (const desk of data.desks || []) {
+      const option = element("option", "", desk.title);
+      option.value = desk.id;
+      takeOverDesk.appendChild(option);
     }
+    if (choice) takeOverDesk.value = choice;
+    // With one desk there is nothing to choose.
+    takeOverChoice.hidden = (data.desks || []).length < 2;
+    takeOverButton.disabled = !data.with_bot || !(data.desks || []).length;
   }
 
   function apply(data) {
@@ -160,6 +252,7 @@
     current.data = data;
     renderHeader(data);
     addMessages(data, data.messages || []);
+    addNotes(data.notes);
   }
 
   // One live stream: the queue and operators, and the open conversation's messages and state.
@@ -190,6 +283,8 @@
     typingSentAt = 0;
     panel.hidden = false;
     transcript.replaceChildren();
+    handBackHost.replaceChildren();
+    takeOverDesk.replaceChildren();
     showStatus("");
     for (const button of queueList.querySelectorAll(".queue-open")) {
       button.classList.toggle("selected", button.dataset.conversationId === conversationId);
@@ -255,6 +350,14 @@
       showStatus(error.message);
     }
   });
+  noteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = noteInput.value.trim();
+    if (!text) return;
+    if (await act("notes", { text })) noteInput.value = "";
+    noteInput.focus();
+  });
+  takeOverButton.addEventListener("click", () => act("take-over", { desk_id: takeOverDesk.value || null }));
   takeButton.addEventListener("click", () => act("take", {}));
   handBackButton.addEventListener("click", () => act("hand-back", { host_id: handBackHost.value }));
   closeButton.addEventListener("click", () => act("close", {}));

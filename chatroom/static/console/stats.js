@@ -1,15 +1,20 @@
-// The stats page: figures and two bar charts drawn with plain elements (text via textContent).
+// The stats page: figures, a chart over time and bar charts, drawn with plain elements (text via textContent).
+// Sizes are set through the style object, which the page's Content-Security-Policy allows.
 "use strict";
 
 (() => {
   const form = document.getElementById("stats-range");
   const daysInput = document.getElementById("stats-days");
-  const exportJson = document.getElementById("export-json");
-  const exportCsv = document.getElementById("export-csv");
+  const byChoice = document.getElementById("stats-by");
+  const period = document.getElementById("stats-period");
   const figures = document.getElementById("stats-figures");
+  const timeline = document.getElementById("stats-timeline");
   const routes = document.getElementById("stats-routes");
   const reasons = document.getElementById("stats-reasons");
+  const exports = document.querySelectorAll("a.export");
   const statusLine = document.getElementById("stats-status");
+  // Hours and days are cut in the operator's own time zone.
+  const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
   const { element } = common;
 
@@ -18,12 +23,17 @@
     return value < 90 ? `${Math.round(value)} s` : `${(value / 60).toFixed(1)} min`;
   }
 
+  function share(part, whole, what) {
+    if (!whole) return `none ${what}`;
+    return `${part} of ${whole} ${what} (${Math.round((100 * part) / whole)} %)`;
+  }
+
   function figure(label, value) {
     figures.appendChild(element("dt", "", label));
     figures.appendChild(element("dd", "", value));
   }
 
-  // One bar per row; the width is set through the style object, which the page's CSP allows.
+  // One horizontal bar per row.
   function bars(list, rows) {
     list.replaceChildren();
     const most = Math.max(1, ...rows.map((row) => row.count));
@@ -39,27 +49,72 @@
     }
   }
 
+  // Each start is an ISO time in the zone asked for, so its wall-clock digits are already local.
+  // Hours are labelled every 3, 6 or 12 hours as they get narrower, midnight by its date.
+  function slotLabel(start, bucket, index, count) {
+    if (bucket === "hour") {
+      const hour = Number(start.slice(11, 13));
+      const every = count > 48 ? 12 : count > 24 ? 6 : 3;
+      if (hour % every !== 0) return "";
+      return hour === 0 ? start.slice(5, 10) : start.slice(11, 16);
+    }
+    const every = count > 14 ? 7 : 1;
+    return index % every === 0 ? start.slice(5, 10) : "";
+  }
+
+  // One column per hour or day: the part that went to a human desk stacked on the part between bots.
+  function drawTimeline(rows, bucket) {
+    timeline.replaceChildren();
+    const most = Math.max(1, ...rows.map((row) => row.handoffs));
+    rows.forEach((row, index) => {
+      const slot = element("div", "slot");
+      slot.dataset.start = row.start;
+      slot.title = `${row.start.slice(0, 16).replace("T", " ")}: ${row.handoffs} handoffs, ${row.to_human} to a human`;
+      const column = element("div", "slot-bars");
+      const human = element("div", "slot-human");
+      human.style.height = `${(100 * row.to_human) / most}%`;
+      const bot = element("div", "slot-bot");
+      bot.style.height = `${(100 * (row.handoffs - row.to_human)) / most}%`;
+      column.append(bot, human);
+      slot.appendChild(column);
+      slot.appendChild(element("span", "slot-label", slotLabel(row.start, bucket, index, rows.length)));
+      timeline.appendChild(slot);
+    });
+  }
+
+  function query() {
+    const params = new URLSearchParams({ days: Math.max(1, Number(daysInput.value) || 30), tz: TIME_ZONE });
+    if (byChoice.value) params.set("by", byChoice.value);
+    return params;
+  }
+
+  function show(stats) {
+    period.textContent = `${stats.since.slice(0, 16).replace("T", " ")} to ${stats.until.slice(0, 16).replace("T", " ")} (${stats.timezone}), per ${stats.bucket}`;
+    figures.replaceChildren();
+    figure("Handoffs", stats.handoffs);
+    figure("Never reached a human", share(stats.containment.contained, stats.containment.conversations, "conversations"));
+    figure("First human reply, median", seconds(stats.first_reply.median_seconds));
+    figure("First human reply, 90th percentile", seconds(stats.first_reply.p90_seconds));
+    figure("Left before a human answered", share(stats.abandonment.abandoned, stats.abandonment.stays, "desk stays"));
+    figure("Handed back to a bot", share(stats.bounce.handed_back, stats.bounce.ended, "ended desk stays"));
+    drawTimeline(stats.timeline, stats.bucket);
+    bars(reasons, stats.reasons.map((row) => ({ label: row.reason.replaceAll("_", " "), count: row.count })));
+    bars(routes, stats.routes);
+  }
+
   async function load() {
-    const days = Math.max(1, Number(daysInput.value) || 30);
-    exportJson.href = `/desk/api/stats?days=${days}`;
-    exportCsv.href = `/desk/api/stats.csv?days=${days}`;
+    const params = query();
+    for (const link of exports) {
+      link.href = `/desk/api/stats/${link.dataset.figure}.${link.dataset.kind}?${params}`;
+    }
     statusLine.hidden = true;
     try {
-      const response = await fetch(`/desk/api/stats?days=${days}`, { credentials: "same-origin" });
+      const response = await fetch(`/desk/api/stats?${params}`, { credentials: "same-origin" });
       if (response.status === 401) {
         window.location.assign("/desk/login?next=/desk/stats");
         return;
       }
-      if (!response.ok) throw new Error(`The desk answered ${response.status}.`);
-      const stats = await response.json();
-      figures.replaceChildren();
-      figure("Handoffs to a human", stats.desk_handoffs);
-      figure("Answered by a human", stats.answered);
-      figure("First human reply, median", seconds(stats.first_reply_seconds.median));
-      figure("First human reply, 90th percentile", seconds(stats.first_reply_seconds.p90));
-      figure("Handed back to a bot", stats.hand_back_rate === null ? "—" : `${Math.round(100 * stats.hand_back_rate)} % of ${stats.ended} ended`);
-      bars(routes, stats.routes);
-      bars(reasons, stats.reasons.map((row) => ({ label: row.reason || "(no reason given)", count: row.count })));
+      show(await common.readJson(response));
     } catch (error) {
       statusLine.textContent = error.message;
       statusLine.hidden = false;

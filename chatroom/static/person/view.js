@@ -109,12 +109,14 @@ const view = (() => {
     return Math.max(1, Math.round(seconds / 60));
   }
 
-  // While a human desk has the person: their place in the queue and a way back to the assistant.
+  // While a human desk has the person: when it opens if it is closed, their place in the queue, a way back.
   function showDesk(desk) {
     deskBar.hidden = !desk;
     if (!desk) return;
     const parts = [];
-    if (desk.operators_online === 0) {
+    if (desk.opens) {
+      parts.push(`${desk.title} opens ${desk.opens}.`);
+    } else if (desk.operators_online === 0) {
       parts.push(`Nobody from ${desk.title} is online right now. Leave a message here: they will answer when they are back.`);
     } else if (desk.operators_online > 0) {
       parts.push(`${desk.title} is online.`);

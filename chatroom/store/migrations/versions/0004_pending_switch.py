@@ -1,12 +1,12 @@
 """Journal each handoff under way, so one cut short by a crash is finished, not half-done.
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0002
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
+revision = "0004"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
