@@ -4,8 +4,9 @@ The app setting ``DATABASE`` is a SQLite file path or a database URL
 (``postgresql://…``, from ``$DATABASE_URL``). Each process has one pooled
 engine per app; a request borrows one connection (``get_db``) and gives it back
 when it ends. ``conversations`` holds the routing table, switches and
-transcript; ``stays`` holds each stay at a human desk. Callers use the names
-re-exported here; every function takes the request's connection first.
+transcript; ``stays`` holds each stay at a human desk; ``operators`` holds the
+operators' logins. Callers use the names re-exported here; every function takes
+the request's connection first.
 """
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ from .conversations import (
 )
 from .engine import create_engine, database_url, transaction
 from .migrations import upgrade
+from .operators import (
+    OperatorSession,
+    create_operator_session,
+    end_lapsed_operator_sessions,
+    end_operator_session,
+    find_operator_session,
+    see_operator_session,
+)
 from .stays import (
     Stay,
     close_stay,
@@ -99,10 +108,11 @@ def init_app(app: Flask) -> None:
 
 
 __all__ = [
-    "Connection", "Conversation", "Message", "Stay", "add_message", "close_db", "close_stay",
-    "count_routes", "create_conversation", "database_url", "find_button", "find_conversation",
-    "find_open_stay", "find_stay", "find_stay_typing", "get_db", "get_engine", "init_app",
-    "last_message_id", "last_user_text", "list_conversation_stays", "list_messages", "list_stays",
+    "Connection", "Conversation", "Message", "OperatorSession", "Stay", "add_message", "close_db",
+    "close_stay", "count_routes", "create_conversation", "create_operator_session", "database_url",
+    "end_lapsed_operator_sessions", "end_operator_session", "find_button", "find_conversation",
+    "find_open_stay", "find_operator_session", "find_stay", "find_stay_typing", "get_db", "get_engine",
+    "init_app", "last_message_id", "last_user_text", "list_conversation_stays", "list_messages", "list_stays",
     "mark_no_answer_told", "mark_stay_notice", "open_stay", "queue_position", "recent_reply_waits",
-    "store_stay_events", "switch_host", "take_stay", "transaction", "upgrade",
+    "see_operator_session", "store_stay_events", "switch_host", "take_stay", "transaction", "upgrade",
 ]
