@@ -46,6 +46,19 @@ def parse_text(name: str, raw: str) -> str:
     return raw
 
 
+AUTO = "auto"
+
+
+def parse_auto_bool(name: str, raw: str) -> bool | str:
+    """Return "auto", True or False: yes/no, or "auto" to let each request decide."""
+    if raw.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return parse_bool(name, raw)
+    except SettingError:
+        raise SettingError(f"{name}={raw!r} is not auto, true or false (use auto)") from None
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -79,6 +92,10 @@ SETTINGS = (
     Setting("RATE_PER_CONVERSATION", 30, whole, "messages per window per conversation (0: off)"),
     Setting("RATE_PER_CLIENT", 300, whole, "requests per window per client address (0: off)"),
     Setting("RATE_WINDOW", 60.0, seconds, "the rate limits' window in seconds"),
+    Setting("TRUSTED_PROXIES", 0, whole,
+            "reverse proxies in front of the chatroom whose X-Forwarded-For/-Proto/-Host to believe"),
+    Setting("COOKIE_SECURE", AUTO, parse_auto_bool,
+            "mark cookies Secure: auto (when the request came over https), true or false"),
     Setting("MAX_CONTENT_LENGTH", 16 * 1024, positive_whole, "largest request body in bytes"),
     Setting("MAX_MESSAGE_CHARS", 2000, positive_whole, "longest message in characters"),
     Setting("SECRET_KEY", "", parse_text, "signs cookies (default: generated into var/chatroom-secret)"),

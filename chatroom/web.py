@@ -8,6 +8,8 @@ from flask import current_app, request
 
 from handoff.config import current_config
 
+from .settings import AUTO
+
 
 class ApiError(Exception):
     """A request the API refuses, with the status and a sentence for the page."""
@@ -62,3 +64,9 @@ def http_session() -> requests.Session:
     if client is None:
         client = current_app.extensions["host_http"] = requests.Session()
     return client
+
+
+def cookie_secure() -> bool:
+    """Tell whether cookies set now are marked Secure (COOKIE_SECURE: auto follows the request's scheme)."""
+    setting = current_app.config["COOKIE_SECURE"]
+    return request.is_secure if setting == AUTO else bool(setting)

@@ -1,10 +1,14 @@
-"""What the running chatroom refuses: redirects from hosts.
+"""What the running chatroom refuses: redirects from hosts, forged client addresses.
 
-Every test here talks HTTP to ``python -m chatroom`` (gunicorn, gevent workers)
-started as a subprocess, with scripted hosts behind it.
+Apart from the checks of one setting's values, every test here talks HTTP to
+``python -m chatroom`` (gunicorn, gevent workers) started as a subprocess, with
+scripted hosts behind it. One chatroom serves most tests; it trusts one proxy
+hop, so each test names a client address of its own in X-Forwarded-For and
+starts with fresh per-client limits.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import subprocess
@@ -20,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from chatroom import routing
+from chatroom import routing, settings
 from handoff.config import REPO_ROOT
 from tests.fakehost import HAND_TO_ID, FakeHost
 from tests.stack import free_port
@@ -173,3 +177,95 @@ def test_a_host_answering_with_a_redirect_is_unavailable_and_the_redirect_is_not
     assert [text for _, text in target.received] == [f"{HAND_TO_ID}{destination}"], "no arrival came round"
     assert recorded.requests == []
     assert "answered HTTP 307, a redirect, which is never followed" in log
+
+
+# Limits small enough to reach in a test; the rest stay at their defaults.
+ROOM_SETTINGS = {
+    "CHATROOM_TRUSTED_PROXIES": "1",
+    "CHATROOM_RATE_PER_CLIENT": "4",
+}
+
+
+@pytest.fixture(scope="module")
+def room(alpha: FakeHost, tmp_path_factory) -> Iterator[Chatroom]:
+    with running_chatroom(tmp_path_factory.mktemp("room"), one_host(alpha), ROOM_SETTINGS) as chatroom:
+        yield chatroom
+
+
+_addresses = itertools.count(1)
+
+
+def client(room: Chatroom, *, https: bool = False) -> requests.Session:
+    """Return an HTTP client that the trusted proxy names by an address of its own."""
+    session = requests.Session()
+    number = next(_addresses)
+    session.headers["X-Forwarded-For"] = f"198.51.{number // 250}.{number % 250 + 1}"
+    if https:
+        session.headers["X-Forwarded-Proto"] = "https"
+    return session
+
+
+def set_cookies(response: requests.Response) -> dict[str, str]:
+    """Return each Set-Cookie header of a response by cookie name, as sent."""
+    return {header.split("=", 1)[0]: header for header in response.raw.headers.getlist("Set-Cookie")}
+
+
+# 3. Forwarded headers count only from TRUSTED_PROXIES; cookies are Secure over https.
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ("auto", "auto"), ("AUTO", "auto"), ("true", True), ("off", False),
+])
+def test_cookie_secure_is_auto_or_yes_or_no(raw, value):
+    assert settings.load({"CHATROOM_COOKIE_SECURE": raw})["COOKIE_SECURE"] == value
+
+
+def test_cookie_secure_refuses_anything_else_by_name():
+    with pytest.raises(settings.SettingError, match="CHATROOM_COOKIE_SECURE='sometimes' is not auto, true"):
+        settings.load({"CHATROOM_COOKIE_SECURE": "sometimes"})
+
+
+def test_cookies_are_secure_when_the_trusted_proxy_says_https(room):
+    conversation = client(room, https=True).post(f"{room.url}/api/conversation", json={}, timeout=30)
+
+    assert "Secure" in set_cookies(conversation)["chatroom"].split("; ")
+    plain = client(room).post(f"{room.url}/api/conversation", json={}, timeout=30)
+    assert "Secure" not in set_cookies(plain)["chatroom"].split("; ")
+
+
+def test_a_trusted_proxy_gives_each_client_address_its_own_limit(room, alpha):
+    first, second = client(room), client(room)
+    for person in (first, second):
+        assert person.post(f"{room.url}/api/conversation", json={}, timeout=30).status_code == 200
+
+    sent = [first.post(f"{room.url}/api/messages", json={"text": f"hi {n}"}, timeout=30) for n in range(5)]
+    other = second.post(f"{room.url}/api/messages", json={"text": "me too"}, timeout=30)
+
+    assert [answer.status_code for answer in sent] == [200] * 4 + [429]
+    assert int(sent[-1].headers["Retry-After"]) >= 1
+    assert other.status_code == 200
+    assert [text for _, text in alpha.received].count("hi 4") == 0
+
+
+def test_without_trusted_proxies_forwarded_headers_buy_nothing(alpha, tmp_path):
+    with running_chatroom(tmp_path, one_host(alpha), {"CHATROOM_RATE_PER_CLIENT": "2"}) as chatroom:
+        def person(address: str) -> tuple[requests.Session, requests.Response]:
+            session = requests.Session()
+            session.headers.update({"X-Forwarded-For": address, "X-Forwarded-Proto": "https"})
+            return session, session.post(f"{chatroom.url}/api/conversation", json={}, timeout=30)
+
+        (first, started), (second, _) = person("203.0.113.1"), person("203.0.113.2")
+        sent = [
+            first.post(f"{chatroom.url}/api/messages", json={"text": "hi"}, timeout=30),
+            first.post(f"{chatroom.url}/api/messages", json={"text": "hi again"}, timeout=30),
+            second.post(f"{chatroom.url}/api/messages", json={"text": "a fresh limit?"}, timeout=30),
+        ]
+
+    assert [answer.status_code for answer in sent] == [200, 200, 429]
+    assert "Secure" not in set_cookies(started)["chatroom"].split("; "), "nor does X-Forwarded-Proto"
+
+
+def test_cookie_secure_true_marks_cookies_secure_even_over_plain_http(alpha, tmp_path):
+    with running_chatroom(tmp_path, one_host(alpha), {"CHATROOM_COOKIE_SECURE": "true"}) as chatroom:
+        conversation = requests.post(f"{chatroom.url}/api/conversation", json={}, timeout=30)
+
+    assert "Secure" in set_cookies(conversation)["chatroom"].split("; ")
