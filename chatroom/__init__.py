@@ -112,7 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 
-    from . import console, person, store
+    from . import console, operators, person, store
 
     app.session_interface = ConversationCookies()
     trust_proxies(app)
@@ -122,7 +122,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gates"] = Gates(int(app.config["HOST_CONCURRENCY"]))
     store.init_app(app)
     app.register_blueprint(person.bp)
-    console.init_app(app)
+    operators.init_app(app)
     app.register_blueprint(console.bp)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_error)

@@ -1,6 +1,7 @@
 """Request helpers shared by the person's API and the operator console."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import requests
@@ -9,6 +10,8 @@ from flask import current_app, request
 from handoff.config import current_config
 
 from .settings import AUTO
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -64,6 +67,19 @@ def http_session() -> requests.Session:
     if client is None:
         client = current_app.extensions["host_http"] = requests.Session()
     return client
+
+
+def client_address() -> str:
+    """Return the client's address: the peer's, or with TRUSTED_PROXIES the one the proxies name."""
+    return request.remote_addr or "unknown"
+
+
+def over_limit(scope: str, key: str, limit: int, window: float) -> int | None:
+    """Count one hit of (scope, key) in the shared limits; return seconds to wait if it is one too many."""
+    retry_after = current_app.extensions["shared"].limits.hit(scope, key, int(limit), float(window))
+    if retry_after is not None:
+        logger.warning("rate limit %s=%s from client %s", scope, key, client_address())
+    return retry_after
 
 
 def cookie_secure() -> bool:

@@ -1,4 +1,5 @@
-"""What the running chatroom refuses: redirects from hosts, forged client addresses.
+"""What the running chatroom refuses: redirects from hosts, forged client addresses, login floods
+and stale operator logins.
 
 Apart from the checks of one setting's values, every test here talks HTTP to
 ``python -m chatroom`` (gunicorn, gevent workers) started as a subprocess, with
@@ -8,6 +9,7 @@ starts with fresh per-client limits.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import sqlite3
@@ -27,10 +29,13 @@ import yaml
 from chatroom import routing, settings
 from handoff.config import REPO_ROOT
 from tests.fakehost import HAND_TO_ID, FakeHost
+from tests.sse import open_stream
 from tests.stack import free_port
 from tests.test_desk import stop, wait_for
 
 OPERATORS = "alice:secret,bob:pw,carol:pw3,dave:pw4"
+# The operator's login cookie, apart from the person's ("chatroom").
+LOGIN_COOKIE = "chatroom_operator"
 MiB = 1024 * 1024
 
 
@@ -183,6 +188,8 @@ def test_a_host_answering_with_a_redirect_is_unavailable_and_the_redirect_is_not
 ROOM_SETTINGS = {
     "CHATROOM_TRUSTED_PROXIES": "1",
     "CHATROOM_RATE_PER_CLIENT": "4",
+    "CHATROOM_LOGIN_PER_CLIENT": "8",
+    "CHATROOM_STREAM_HEARTBEAT": "1",
 }
 
 
@@ -225,9 +232,13 @@ def test_cookie_secure_refuses_anything_else_by_name():
 
 
 def test_cookies_are_secure_when_the_trusted_proxy_says_https(room):
-    conversation = client(room, https=True).post(f"{room.url}/api/conversation", json={}, timeout=30)
+    person, operator = client(room, https=True), client(room, https=True)
+
+    conversation = person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+    login = log_in(room, operator, "alice", "secret")
 
     assert "Secure" in set_cookies(conversation)["chatroom"].split("; ")
+    assert "Secure" in set_cookies(login)[LOGIN_COOKIE].split("; ")
     plain = client(room).post(f"{room.url}/api/conversation", json={}, timeout=30)
     assert "Secure" not in set_cookies(plain)["chatroom"].split("; ")
 
@@ -264,8 +275,182 @@ def test_without_trusted_proxies_forwarded_headers_buy_nothing(alpha, tmp_path):
     assert "Secure" not in set_cookies(started)["chatroom"].split("; "), "nor does X-Forwarded-Proto"
 
 
-def test_cookie_secure_true_marks_cookies_secure_even_over_plain_http(alpha, tmp_path):
+def test_cookie_secure_true_marks_both_cookies_secure_even_over_plain_http(alpha, tmp_path):
     with running_chatroom(tmp_path, one_host(alpha), {"CHATROOM_COOKIE_SECURE": "true"}) as chatroom:
         conversation = requests.post(f"{chatroom.url}/api/conversation", json={}, timeout=30)
+        login = log_in(chatroom, requests.Session(), "alice", "secret")
 
     assert "Secure" in set_cookies(conversation)["chatroom"].split("; ")
+    assert "Secure" in set_cookies(login)[LOGIN_COOKIE].split("; ")
+
+
+# 1. Logins are throttled and password checks bounded.
+
+def log_in(room: Chatroom, session: requests.Session, name: str, password: str) -> requests.Response:
+    return session.post(
+        f"{room.url}/desk/login", data={"name": name, "password": password}, allow_redirects=False, timeout=30
+    )
+
+
+def queue_status(room: Chatroom, token: str) -> int:
+    """Return the status of the console's queue for a request carrying only this login cookie."""
+    return requests.get(
+        f"{room.url}/desk/api/queue", headers={"Cookie": f"{LOGIN_COOKIE}={token}"}, timeout=30
+    ).status_code
+
+
+def test_a_name_with_five_wrong_passwords_is_refused_for_a_while_even_with_the_right_one(room):
+    attacker, elsewhere = client(room), client(room)
+    statuses = [log_in(room, attacker, "carol", f"guess {n}").status_code for n in range(5)]
+
+    locked = log_in(room, attacker, "carol", "pw3")
+    from_elsewhere = log_in(room, elsewhere, "carol", "pw3")
+
+    assert statuses == [401] * 5
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["Retry-After"]) <= 900
+    assert "Too many login attempts" in locked.text
+    assert from_elsewhere.status_code == 429
+    assert log_in(room, attacker, "bob", "pw").status_code == 302, "other names are not locked"
+
+
+def test_one_client_address_gets_a_few_attempts_whatever_the_names(room):
+    attacker = client(room)
+    statuses = [log_in(room, attacker, f"nobody {n}", "guess").status_code for n in range(8)]
+
+    refused = log_in(room, attacker, "alice", "secret")
+
+    assert statuses == [401] * 8
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert log_in(room, client(room), "alice", "secret").status_code == 302
+
+
+def test_a_successful_login_clears_the_count_of_its_name(room):
+    first, second = client(room), client(room)
+    assert [log_in(room, first, "dave", "wrong").status_code for _ in range(4)] == [401] * 4
+    assert log_in(room, first, "dave", "pw4").status_code == 302
+
+    assert [log_in(room, second, "dave", "wrong").status_code for _ in range(4)] == [401] * 4
+    assert log_in(room, second, "dave", "pw4").status_code == 302
+
+
+def test_sixty_four_logins_at_once_queue_or_get_503_and_memory_stays_bounded(room):
+    before = room.worker_peak_memory()
+    start = threading.Barrier(64)
+    answers: list[requests.Response] = []
+
+    def attempt(number: int) -> None:
+        session = client(room)
+        start.wait()
+        answers.append(log_in(room, session, f"guesser {number}", "guess"))
+
+    threads = [threading.Thread(target=attempt, args=(number,)) for number in range(64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    grown = room.worker_peak_memory() - before
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert len(answers) == 64
+    assert set(statuses) == {401, 503}, statuses
+    assert all(answer.headers["Retry-After"] == "2" for answer in answers if answer.status_code == 503)
+    # LOGIN_CHECKS (2) checks of 32 MiB at a time, never 64: the peak grows by two at most, plus slack.
+    assert grown < 3 * 32 * MiB, f"the worker's peak memory grew by {grown / MiB:.0f} MiB"
+    assert "password checks already here" in room.log()
+
+
+# 2. Operator logins live on the server, in a cookie of their own.
+
+def test_an_operator_login_is_a_cookie_of_its_own_under_desk_httponly_and_strict(room):
+    response = log_in(room, client(room), "bob", "pw")
+
+    cookies = set_cookies(response)
+    assert response.status_code == 302
+    assert list(cookies) == [LOGIN_COOKIE], "the person's cookie is not touched"
+    attributes = [part.strip() for part in cookies[LOGIN_COOKIE].split(";")]
+    assert {"Path=/desk", "HttpOnly", "SameSite=Strict", "Max-Age=43200"} <= set(attributes)
+    assert "Secure" not in attributes, "plain http, and no proxy says https"
+
+
+def test_a_copy_of_the_login_cookie_stops_working_at_logout(room):
+    operator = client(room)
+    assert log_in(room, operator, "alice", "secret").status_code == 302
+    token = operator.cookies[LOGIN_COOKIE]
+    assert queue_status(room, token) == 200
+
+    logout = operator.post(f"{room.url}/desk/logout", allow_redirects=False, timeout=30)
+
+    assert logout.status_code == 302
+    assert "Max-Age=0" in set_cookies(logout)[LOGIN_COOKIE]
+    assert queue_status(room, token) == 401
+
+
+@pytest.mark.parametrize("lapse", [
+    "last_seen_at = last_seen_at - 3600",  # idle past OPERATOR_IDLE_TIMEOUT (1800 s)
+    "expires_at = created_at",  # past OPERATOR_SESSION_LIFETIME
+])
+def test_a_login_idle_too_long_or_past_its_lifetime_ends(room, lapse):
+    operator = client(room)
+    assert log_in(room, operator, "alice", "secret").status_code == 302
+    token = operator.cookies[LOGIN_COOKIE]
+    assert queue_status(room, token) == 200
+    before = room.count("operator_session")
+
+    with room.database() as db:
+        changed = db.execute(f"UPDATE operator_session SET {lapse} WHERE token_hash = ?",
+                             (hashlib.sha256(token.encode()).hexdigest(),)).rowcount
+
+    assert changed == 1
+    assert queue_status(room, token) == 401
+    assert room.count("operator_session") == before - 1
+
+
+def test_a_login_in_use_outlives_the_idle_timeout(room):
+    operator = client(room)
+    assert log_in(room, operator, "alice", "secret").status_code == 302
+    token = operator.cookies[LOGIN_COOKIE]
+    hashed = hashlib.sha256(token.encode()).hexdigest()
+
+    # Two spells of 1000 s each (1800 s is the idle timeout) with a request between them.
+    for _ in range(2):
+        with room.database() as db:
+            db.execute("UPDATE operator_session SET created_at = created_at - 1000, "
+                       "last_seen_at = last_seen_at - 1000 WHERE token_hash = ?", (hashed,))
+        assert queue_status(room, token) == 200
+
+    with room.database() as db:
+        created, seen = db.execute(
+            "SELECT created_at, last_seen_at FROM operator_session WHERE token_hash = ?", (hashed,)
+        ).fetchone()
+    assert seen - created > 1900, "each request moved last_seen_at forward"
+
+
+def test_an_open_console_stream_ends_without_a_word_more_when_its_login_ends(room):
+    operator = client(room)
+    assert log_in(room, operator, "bob", "pw").status_code == 302
+    stream = open_stream(operator, f"{room.url}/desk/api/events")
+    assert stream.next("queue").data["operator"] == "bob"
+
+    assert operator.post(f"{room.url}/desk/logout", allow_redirects=False, timeout=30).status_code == 302
+
+    after_logout = []
+    while (event := stream.events.get(timeout=30)) is not None:
+        after_logout.append(event)
+    assert after_logout == []
+
+
+def test_a_new_password_ends_that_operators_logins_and_no_one_elses(alpha, tmp_path):
+    alice, bob = requests.Session(), requests.Session()
+    with running_chatroom(tmp_path, one_host(alpha), {}) as chatroom:
+        assert log_in(chatroom, alice, "alice", "secret").status_code == 302
+        assert log_in(chatroom, bob, "bob", "pw").status_code == 302
+
+    changed = {"CHATROOM_DESK_OPERATORS": "alice:a-new-one,bob:pw"}
+    with running_chatroom(tmp_path, one_host(alpha), changed) as chatroom:
+        assert queue_status(chatroom, alice.cookies[LOGIN_COOKIE]) == 401
+        assert queue_status(chatroom, bob.cookies[LOGIN_COOKIE]) == 200, "a restart alone ends nothing"
+        assert log_in(chatroom, requests.Session(), "alice", "secret").status_code == 401
+        assert log_in(chatroom, requests.Session(), "alice", "a-new-one").status_code == 302
+        assert "alice's login ended: the operator's password changed" in chatroom.log()
