@@ -13,7 +13,7 @@ from handoff.config import current_config
 from . import events, stays, store
 from .routing import Router, turn_lock
 from .shared import Busy, Unavailable
-from .web import ApiError, host_json, read_after, read_text
+from .web import ApiError, client_address, host_json, read_after, read_text, refuse_over_limit
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("person", __name__)
@@ -56,17 +56,39 @@ def healthz():
     return jsonify(status="ok")
 
 
+def refuse_busy_client() -> None:
+    """Refuse with 429 once this client address has sent RATE_PER_CLIENT requests in the window."""
+    refuse_over_limit("client", client_address(), current_app.config["RATE_PER_CLIENT"], "sending requests")
+
+
+def refuse_too_many_new_conversations() -> None:
+    refuse_over_limit(
+        "new-conversation", client_address(), current_app.config["NEW_CONVERSATIONS_PER_CLIENT"],
+        "starting conversations",
+    )
+
+
+def start_new_conversation() -> store.Conversation:
+    """Start a conversation with the entry host for this browser (limits are checked before)."""
+    # The id is the only key to a conversation, so it is random and lives in a signed cookie.
+    conversation = store.create_conversation(
+        store.get_db(), secrets.token_urlsafe(16), current_config().entry
+    )
+    session.clear()
+    session.permanent = True
+    session[CONVERSATION_KEY] = conversation.id
+    return conversation
+
+
 @bp.post("/api/conversation")
 def start_conversation():
     """Resume this browser's conversation, or start one with the entry host."""
     conversation = session_conversation()
     if conversation is None:
-        # The id is the only key to a conversation, so it is random and lives in a signed cookie.
-        conversation = store.create_conversation(
-            store.get_db(), secrets.token_urlsafe(16), current_config().entry
-        )
-        session.permanent = True
-        session[CONVERSATION_KEY] = conversation.id
+        refuse_too_many_new_conversations()
+        conversation = start_new_conversation()
+    else:
+        check_read_limits(conversation)
     return jsonify(state_json(conversation, store.list_messages(store.get_db(), conversation.id)))
 
 
@@ -110,19 +132,15 @@ def read_button(conversation: store.Conversation, button_id: Any) -> tuple[str, 
 
 def check_rate_limits(conversation: store.Conversation) -> None:
     """Refuse with 429 and Retry-After once a conversation or a client sends too fast."""
-    limits = current_app.extensions["shared"].limits
-    window = float(current_app.config["RATE_WINDOW"])
-    for scope, key, limit in (
-        ("conversation", conversation.id, current_app.config["RATE_PER_CONVERSATION"]),
-        ("client", request.remote_addr or "unknown", current_app.config["RATE_PER_CLIENT"]),
-    ):
-        retry_after = limits.hit(scope, key, int(limit), window)
-        if retry_after is not None:
-            logger.warning("rate limit conversation=%s client=%s", conversation.id, request.remote_addr)
-            raise ApiError(
-                429, f"You are sending messages too fast; try again in {retry_after} s.",
-                {"Retry-After": str(retry_after)},
-            )
+    refuse_busy_client()
+    refuse_over_limit(
+        "conversation", conversation.id, current_app.config["RATE_PER_CONVERSATION"], "sending messages"
+    )
+
+
+def check_read_limits(conversation: store.Conversation) -> None:
+    """Refuse with 429 once a conversation is read (page loads, streams, polls) too often in the window."""
+    refuse_over_limit("reads", conversation.id, current_app.config["READS_PER_CONVERSATION"], "reloading")
 
 
 @bp.post("/api/messages")
@@ -167,7 +185,10 @@ def catch_up(connection, conversation: store.Conversation, after: int) -> list[s
 @bp.get("/api/events")
 def live_events():
     """Stream the conversation live (Server-Sent Events), from Last-Event-ID or ?after=<message id>."""
-    conversation_id = require_conversation().id
+    refuse_busy_client()
+    conversation = require_conversation()
+    check_read_limits(conversation)
+    conversation_id = conversation.id
     shown: dict[str, Any] = {}
 
     def step(cursor: int, _woken: bool) -> tuple[list[str], int]:
@@ -200,7 +221,9 @@ def updates():
 
     With ?wait=<seconds> (at most STREAM_HEARTBEAT), wait that long for something new first.
     """
+    refuse_busy_client()
     conversation = require_conversation()
+    check_read_limits(conversation)
     after = read_after()
     try:
         wait = min(float(request.args.get("wait", "0")), float(current_app.config["STREAM_HEARTBEAT"]))
@@ -228,6 +251,7 @@ def updates():
 def leave():
     """End the person's conversation with a human desk and go back to the assistant they came from."""
     conversation = require_conversation()
+    check_rate_limits(conversation)
     connection = store.get_db()
     before = store.last_message_id(connection, conversation.id)
     conversation = Router(connection, current_config()).hand_back(conversation.id, None, "left", "the person")

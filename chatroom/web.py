@@ -82,6 +82,19 @@ def over_limit(scope: str, key: str, limit: int, window: float) -> int | None:
     return retry_after
 
 
+def refuse_over_limit(scope: str, key: str, limit: int, what: str, window: float | None = None) -> None:
+    """Refuse with 429 and Retry-After once (scope, key) goes past ``limit`` in the window.
+
+    ``what`` completes "You are … too fast"; the window is RATE_WINDOW unless given.
+    """
+    window = float(current_app.config["RATE_WINDOW"]) if window is None else window
+    retry_after = over_limit(scope, key, limit, window)
+    if retry_after is not None:
+        raise ApiError(
+            429, f"You are {what} too fast; try again in {retry_after} s.", {"Retry-After": str(retry_after)}
+        )
+
+
 def cookie_secure() -> bool:
     """Tell whether cookies set now are marked Secure (COOKIE_SECURE: auto follows the request's scheme)."""
     setting = current_app.config["COOKIE_SECURE"]

@@ -1,5 +1,5 @@
-"""What the running chatroom refuses: redirects from hosts, forged client addresses, login floods
-and stale operator logins.
+"""What the running chatroom refuses: redirects from hosts, forged client addresses, login floods,
+stale operator logins and floods of the person's API.
 
 Apart from the checks of one setting's values, every test here talks HTTP to
 ``python -m chatroom`` (gunicorn, gevent workers) started as a subprocess, with
@@ -188,6 +188,7 @@ def test_a_host_answering_with_a_redirect_is_unavailable_and_the_redirect_is_not
 ROOM_SETTINGS = {
     "CHATROOM_TRUSTED_PROXIES": "1",
     "CHATROOM_RATE_PER_CLIENT": "4",
+    "CHATROOM_READS_PER_CONVERSATION": "3",
     "CHATROOM_LOGIN_PER_CLIENT": "8",
     "CHATROOM_STREAM_HEARTBEAT": "1",
 }
@@ -454,3 +455,54 @@ def test_a_new_password_ends_that_operators_logins_and_no_one_elses(alpha, tmp_p
         assert log_in(chatroom, requests.Session(), "alice", "secret").status_code == 401
         assert log_in(chatroom, requests.Session(), "alice", "a-new-one").status_code == 302
         assert "alice's login ended: the operator's password changed" in chatroom.log()
+
+
+# 6. Every endpoint of the person's API is limited, per client address.
+
+def test_fifty_new_conversations_from_one_address_create_only_ten(room):
+    forwarded = {"X-Forwarded-For": client(room).headers["X-Forwarded-For"]}
+    before = room.count("conversation")
+
+    answers = [
+        requests.post(f"{room.url}/api/conversation", json={}, headers=forwarded, timeout=30)
+        for _ in range(50)
+    ]
+
+    assert [answer.status_code for answer in answers] == [200] * 10 + [429] * 40
+    assert all(int(answer.headers["Retry-After"]) >= 1 for answer in answers[10:])
+    assert room.count("conversation") == before + 10
+
+
+def test_page_loads_streams_and_polls_of_one_conversation_are_limited(room):
+    person = client(room)
+    assert person.post(f"{room.url}/api/conversation", json={}, timeout=30).status_code == 200
+
+    def open_and_close_stream() -> requests.Response:
+        with person.get(f"{room.url}/api/events", stream=True, timeout=30) as response:
+            if response.status_code != 200:
+                response.content  # noqa: B018 - a refusal is short: read it before closing
+            return response
+
+    answers = [
+        person.post(f"{room.url}/api/conversation", json={}, timeout=30),
+        person.get(f"{room.url}/api/updates", timeout=30),
+        open_and_close_stream(),
+        open_and_close_stream(),
+    ]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert "try again in" in answers[-1].json()["error"]
+
+
+@pytest.mark.parametrize("path, refused_before", [
+    ("/api/desk/leave", 409),  # not at a desk: refused, but it counts
+    ("/api/messages", 400),  # no text: refused, but it counts
+])
+def test_leaving_and_sending_count_against_the_clients_limit(room, path, refused_before):
+    person = client(room)
+    assert person.post(f"{room.url}/api/conversation", json={}, timeout=30).status_code == 200
+
+    statuses = [person.post(f"{room.url}{path}", json={}, timeout=30).status_code for _ in range(5)]
+
+    assert statuses == [refused_before] * 4 + [429]
