@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 
 from handoff.config import current_config
 
-from . import events, stays, store
+from . import events, parlant_client, stays, store
 from .routing import Router, turn_lock
 from .shared import Busy, Unavailable
 from .web import ApiError, client_address, host_json, read_after, read_text, refuse_over_limit
@@ -22,6 +22,8 @@ CONVERSATION_KEY = "conversation_id"
 # Any white space (Unicode too) before typed text; Rasa strips it before looking for "/".
 LEADING_SPACE = re.compile(r"^[\s\u200b\u2060\ufeff]+")
 GONE = "This conversation has ended or expired; reload the page to start again."
+# What operators read in a conversation whose person started over (the person never sees it again).
+STARTED_OVER = "The person started a new conversation and left this one."
 
 
 def state_json(conversation: store.Conversation, messages: list[store.Message]) -> dict[str, Any]:
@@ -90,6 +92,39 @@ def start_conversation():
     else:
         check_read_limits(conversation)
     return jsonify(state_json(conversation, store.list_messages(store.get_db(), conversation.id)))
+
+
+@bp.post("/api/start-over")
+def start_over():
+    """End this browser's conversation (and any stay at a desk), forget it, and start a fresh one."""
+    refuse_busy_client()
+    refuse_too_many_new_conversations()
+    ending = session_conversation()
+    if ending is not None:
+        # First, so that if it cannot be done now, this browser keeps its conversation to try again.
+        leave_for_good(ending)
+    return jsonify(state_json(start_new_conversation(), []))
+
+
+def leave_for_good(conversation: store.Conversation) -> None:
+    """Close the conversation's open stay at a desk, if any, and tell the desk as the console's close does."""
+    connection = store.get_db()
+    with turn_lock(conversation.id):
+        stay = store.find_open_stay(connection, conversation.id)
+        if stay is None:
+            return
+        with store.transaction(connection):
+            store.close_stay(connection, stay.session_id, "started_over")
+            store.add_message(connection, conversation.id, "notice", None, {"text": STARTED_OVER})
+    events.changed(conversation.id)
+    desk = current_config().find_host(stay.host_id)
+    if desk is None or desk.kind != "parlant":
+        return
+    try:
+        stays.end_stay(stays.desk_client(desk), stay, "started_over", "the person")
+    except parlant_client.ParlantError as exc:
+        # The chatroom's table already says it ended; the console shows it at once.
+        logger.warning("conversation=%s could not tell %s the stay ended: %s", conversation.id, desk.id, exc)
 
 
 def read_turn(conversation: store.Conversation) -> tuple[str, str]:

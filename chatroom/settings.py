@@ -91,10 +91,11 @@ SETTINGS = (
     Setting("ALLOW_COMMANDS", False, parse_bool, "development only: let typed /intent{…} text through"),
     Setting("RATE_PER_CONVERSATION", 30, whole, "messages per window per conversation (0: off)"),
     Setting("RATE_PER_CLIENT", 300, whole,
-            "requests per window per client address: messages, streams, polls, leaving (0: off)"),
+            "requests per window per client address: messages, streams, polls, leaving, starting over"
+            " (0: off)"),
     Setting("RATE_WINDOW", 60.0, seconds, "the rate limits' window in seconds"),
     Setting("NEW_CONVERSATIONS_PER_CLIENT", 10, whole,
-            "conversations one client address may start per window (0: off)"),
+            "conversations one client address may start (or start over) per window (0: off)"),
     Setting("READS_PER_CONVERSATION", 60, whole,
             "page loads, live streams and update polls of one conversation per window (0: off)"),
     Setting("TRUSTED_PROXIES", 0, whole,

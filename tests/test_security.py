@@ -497,12 +497,30 @@ def test_page_loads_streams_and_polls_of_one_conversation_are_limited(room):
 
 @pytest.mark.parametrize("path, refused_before", [
     ("/api/desk/leave", 409),  # not at a desk: refused, but it counts
+    ("/api/start-over", 200),
     ("/api/messages", 400),  # no text: refused, but it counts
 ])
-def test_leaving_and_sending_count_against_the_clients_limit(room, path, refused_before):
+def test_leaving_starting_over_and_sending_count_against_the_clients_limit(room, path, refused_before):
     person = client(room)
     assert person.post(f"{room.url}/api/conversation", json={}, timeout=30).status_code == 200
 
     statuses = [person.post(f"{room.url}{path}", json={}, timeout=30).status_code for _ in range(5)]
 
     assert statuses == [refused_before] * 4 + [429]
+
+
+# 5. Start over, with a bot (the desk's part is in test_start_over.py).
+
+def test_start_over_forgets_the_conversation_and_starts_a_new_one(room, alpha):
+    person = client(room)
+    person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+    person.post(f"{room.url}/api/messages", json={"text": "my secret question"}, timeout=30)
+    first = person.cookies["chatroom"]
+
+    fresh = person.post(f"{room.url}/api/start-over", json={}, timeout=30)
+    reopened = person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+
+    assert fresh.status_code == 200
+    assert fresh.json() == {"host": {"id": "alpha", "title": "Alpha Bot"}, "messages": []}
+    assert person.cookies["chatroom"] != first
+    assert reopened.json()["messages"] == []
