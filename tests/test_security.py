@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from chatroom import routing, settings
+from chatroom import create_app, routing, settings
 from handoff.config import REPO_ROOT
 from tests.fakehost import HAND_TO_ID, FakeHost
 from tests.sse import open_stream
@@ -188,6 +188,7 @@ def test_a_host_answering_with_a_redirect_is_unavailable_and_the_redirect_is_not
 ROOM_SETTINGS = {
     "CHATROOM_TRUSTED_PROXIES": "1",
     "CHATROOM_RATE_PER_CLIENT": "4",
+    "CHATROOM_RATE_PER_CONVERSATION": "6",
     "CHATROOM_READS_PER_CONVERSATION": "3",
     "CHATROOM_LOGIN_PER_CLIENT": "8",
     "CHATROOM_STREAM_HEARTBEAT": "1",
@@ -362,6 +363,26 @@ def test_sixty_four_logins_at_once_queue_or_get_503_and_memory_stays_bounded(roo
     assert "password checks already here" in room.log()
 
 
+def test_an_unknown_name_costs_one_password_check_like_a_wrong_password(tmp_path, monkeypatch, alpha):
+    config_path = tmp_path / "handoff_config.yml"
+    config_path.write_text(yaml.safe_dump(one_host(alpha)))
+    monkeypatch.setenv("HANDOFF_CONFIG", str(config_path))
+    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "chatroom.sqlite"), "SECRET_KEY": "test",
+                      "DESK_OPERATORS": OPERATORS})
+    costs = []
+
+    def count(password: bytes, *, salt: bytes, **cost) -> bytes:
+        costs.append(cost)
+        return b""
+
+    monkeypatch.setattr(hashlib, "scrypt", count)
+    for name in ("alice", "mallory"):
+        assert app.test_client().post("/desk/login", data={"name": name, "password": "x"}).status_code == 401
+
+    assert len(costs) == 2 and costs[0] == costs[1], "one check each, at the same cost"
+    assert (costs[0]["n"], costs[0]["r"]) == (2**15, 8)
+
+
 # 2. Operator logins live on the server, in a cookie of their own.
 
 def test_an_operator_login_is_a_cookie_of_its_own_under_desk_httponly_and_strict(room):
@@ -507,6 +528,59 @@ def test_leaving_starting_over_and_sending_count_against_the_clients_limit(room,
     statuses = [person.post(f"{room.url}{path}", json={}, timeout=30).status_code for _ in range(5)]
 
     assert statuses == [refused_before] * 4 + [429]
+
+
+# The person's API refuses what is malformed, foreign or too much before any host hears of it.
+
+def test_oversized_bodies_and_overlong_messages_are_refused_before_any_host_call(room, alpha):
+    person = client(room)
+    person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+    heard = len(alpha.received)
+
+    oversized = person.post(f"{room.url}/api/messages", data="x" * (17 * 1024), timeout=30,
+                            headers={"Content-Type": "application/json"})
+    overlong = person.post(f"{room.url}/api/messages", json={"text": "x" * 2001}, timeout=30)
+
+    assert (oversized.status_code, overlong.status_code) == (413, 400)
+    assert "2001 characters; the limit is 2000" in overlong.json()["error"]
+    assert len(alpha.received) == heard
+
+
+@pytest.mark.parametrize("key", ["conversation_id", "sender"])
+def test_a_request_naming_another_conversation_is_refused(room, alpha, key):
+    person = client(room)
+    person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+    heard = len(alpha.received)
+
+    answer = person.post(f"{room.url}/api/messages", json={"text": "hi", key: "someone-else"}, timeout=30)
+
+    assert answer.status_code == 403
+    assert len(alpha.received) == heard
+
+
+def test_one_conversation_sending_too_fast_gets_429_from_any_address(room, alpha):
+    person = client(room)
+    person.post(f"{room.url}/api/conversation", json={}, timeout=30)
+
+    def send(number: int) -> requests.Response:
+        # A fresh address each time, so only the conversation's own limit (6) can answer 429.
+        moved = {"X-Forwarded-For": client(room).headers["X-Forwarded-For"]}
+        return person.post(f"{room.url}/api/messages", json={"text": f"fast {number}"}, headers=moved,
+                           timeout=30)
+
+    answers = [send(number) for number in range(7)]
+
+    assert [answer.status_code for answer in answers] == [200] * 6 + [429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert "fast 6" not in [text for _, text in alpha.received]
+
+
+def test_another_origin_gets_no_cors_headers(room):
+    answer = client(room).post(f"{room.url}/api/conversation", json={}, timeout=30,
+                               headers={"Origin": "https://evil.example"})
+
+    assert answer.status_code == 200
+    assert [name for name in answer.headers if name.lower().startswith("access-control-")] == []
 
 
 # 5. Start over, with a bot (the desk's part is in test_start_over.py).
