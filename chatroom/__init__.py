@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from handoff.config import current_config, state_dir
 
 from . import events, routing, settings, shared, stays
 from .gates import Gates
-from .web import ApiError
+from .web import ApiError, cookie_secure
 
 
 def persistent_secret(path: Path) -> str:
@@ -71,6 +73,23 @@ def refuse_large_bodies():
         raise RequestEntityTooLarge(f"Requests are limited to {limit} bytes.")
 
 
+class ConversationCookies(SecureCookieSessionInterface):
+    """The person's signed conversation cookie, marked Secure by COOKIE_SECURE rather than once for all."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return cookie_secure()
+
+
+def trust_proxies(app: Flask) -> None:
+    """Believe X-Forwarded-For, -Proto and -Host from TRUSTED_PROXIES hops, so limits see the real client.
+
+    Off by default: without a proxy that overwrites them, any client could name itself.
+    """
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the chatroom app: defaults, then the environment (see settings.py), then test_config."""
     app = Flask(__name__)
@@ -93,8 +112,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Fail at start, not on the first message, if the handoff config is broken.
     current_config()
 
-    from . import console, person, store
+    from . import console, operators, person, store
 
+    app.session_interface = ConversationCookies()
+    trust_proxies(app)
     app.extensions["shared"] = shared.connect(app.config["REDIS_URL"])
     events.init_app(app)
     stays.init_app(app)
@@ -102,7 +123,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gates"] = Gates(int(app.config["HOST_CONCURRENCY"]))
     store.init_app(app)
     app.register_blueprint(person.bp)
-    console.init_app(app)
+    operators.init_app(app)
     app.register_blueprint(console.bp)
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_error)

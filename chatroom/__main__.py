@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "worker_class": ChatroomWorker,
         "worker_connections": config["MAX_CONNECTIONS"],
+        # gunicorn would believe X-Forwarded-Proto from any local peer; CHATROOM_TRUSTED_PROXIES
+        # (create_app) alone decides which forwarded headers count.
+        "forwarded_allow_ips": "",
         # Also bounds how long a client may take to send a request's headers.
         "keepalive": 5,
         "timeout": 30,

@@ -1,9 +1,8 @@
 """The operator console: the queue of people waiting for a human, their transcripts, replies and hand-backs.
 
 Everything under /desk needs an operator login (pages redirect to it, the API
-answers 401). Operators come from ``DESK_OPERATORS`` ("alice:secret,bob:pw",
-set with $CHATROOM_DESK_OPERATORS); passwords are hashed when the app starts and
-compared as hashes.
+answers 401); operators.py holds the accounts and how a login is checked, kept
+and ended.
 """
 from __future__ import annotations
 
@@ -19,74 +18,35 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff.config import HandoffConfig, Host, current_config
 
-from . import events, parlant_client, stats, stays, store, watch
+from . import events, operators, parlant_client, stats, stays, store, watch
 from .routing import HANDED_BACK, Router, turn_lock
 from .web import ApiError, host_json, read_after, read_body, read_text
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/desk")
 
-OPERATOR_KEY = "operator"
 PUBLIC_ENDPOINTS = {"console.login"}
 SEND_AS = ("operator", "assistant")
 PRESENCE_CHOICES = (stays.ONLINE, stays.AWAY)
-# Compared against when the name is unknown, so a wrong name costs as long as a wrong password.
-_UNKNOWN_OPERATOR_HASH = generate_password_hash("no such operator")
-
-
-def parse_operators(value: Any) -> dict[str, str]:
-    """Return {name: password} from "alice:secret,bob:pw" or an already-made mapping."""
-    if isinstance(value, dict):
-        return {str(name): str(password) for name, password in value.items()}
-    operators = {}
-    for entry in str(value or "").split(","):
-        name, sep, password = entry.strip().partition(":")
-        if not entry.strip():
-            continue
-        if not sep or not name or not password:
-            raise ValueError(
-                f"DESK_OPERATORS entry '{name or entry.strip()}' is not name:password "
-                "(set CHATROOM_DESK_OPERATORS=alice:secret,bob:pw)"
-            )
-        operators[name] = password
-    return operators
-
-
-def init_app(app) -> None:
-    """Hash the operators' passwords once, at start."""
-    operators = parse_operators(app.config.get("DESK_OPERATORS"))
-    app.extensions["desk_operators"] = {
-        name: generate_password_hash(password) for name, password in operators.items()
-    }
-    if not operators:
-        logging.getLogger("chatroom").info("no operators configured: /desk accepts no login")
-
-
-def check_login(name: str, password: str) -> bool:
-    hashes = current_app.extensions["desk_operators"]
-    known = name in hashes
-    matches = check_password_hash(hashes.get(name, _UNKNOWN_OPERATOR_HASH), password)
-    return known and matches
 
 
 def operator() -> str:
-    return session[OPERATOR_KEY]
+    return operators.current()
 
 
 @bp.before_request
 def require_operator():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    if session.get(OPERATOR_KEY) in current_app.extensions["desk_operators"]:
+    name = operators.signed_in()
+    if name is not None:
         # Any console request keeps the operator there (online, or away if they chose it).
-        stays.see_operator(session[OPERATOR_KEY])
+        stays.see_operator(name)
         return None
     if request.path.startswith("/desk/api/"):
         return jsonify(error="Log in as an operator first."), 401
@@ -104,25 +64,23 @@ def safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the login form, or log an operator in."""
-    error = None
-    if request.method == "POST":
-        name = request.form.get("name", "").strip()
-        if check_login(name, request.form.get("password", "")):
-            session[OPERATOR_KEY] = name
-            logger.info("operator %s logged in", name)
-            return redirect(safe_next(request.args.get("next")))
-        logger.warning("failed operator login for %r from %s", name, request.remote_addr)
-        error = "That name and password do not match an operator."
-    return render_template("console_login.html", error=error), 401 if error else 200
+    if request.method == "GET":
+        return render_template("console_login.html", error=None)
+    try:
+        token = operators.log_in(request.form.get("name", "").strip(), request.form.get("password", ""))
+    except operators.LoginRefused as refused:
+        return render_template("console_login.html", error=refused.message), refused.status, refused.headers
+    if token is None:
+        return render_template("console_login.html", error=operators.WRONG), 401
+    return operators.set_cookie(redirect(safe_next(request.args.get("next"))), token)
 
 
 @bp.post("/logout")
 def logout():
     """Log the operator out (offline at once)."""
-    name = session.pop(OPERATOR_KEY, None)
-    if name:
-        stays.forget_operator(name)
-    return redirect(url_for("console.login"))
+    operators.log_out()
+    stays.forget_operator(operator())
+    return operators.forget_cookie(redirect(url_for("console.login")))
 
 
 @bp.get("")
@@ -139,7 +97,7 @@ def operators_json() -> list[dict[str, Any]]:
     states = stays.operator_states()
     return [
         {"name": name, "state": states.get(name, stays.OFFLINE)}
-        for name in sorted(current_app.extensions["desk_operators"])
+        for name in operators.names()
     ]
 
 
@@ -265,7 +223,7 @@ def live_events():
                 cursor = message["id"]
         return out, cursor
 
-    return events.stream(topics, events.resume_point(), step)
+    return operators.while_signed_in(events.stream(topics, events.resume_point(), step))
 
 
 def changed(shown: dict[str, Any], key: str, value: Any) -> bool:

@@ -50,9 +50,15 @@ class RasaHost:
         if metadata:
             body["metadata"] = metadata
         try:
-            response = self.http.post(url, json=body, timeout=timeout)
+            # requests would follow a 307 or 308 with the same body: the person's text, elsewhere.
+            response = self.http.post(url, json=body, timeout=timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
+        if response.is_redirect:
+            raise HostUnavailable(
+                f"{self.host.id} at {url}: answered HTTP {response.status_code}, a redirect, which is never "
+                "followed (set the host's url in handoff_config.yml to where it really answers)"
+            )
         if response.status_code != 200:
             raise HostUnavailable(f"{self.host.id} at {url}: HTTP {response.status_code}")
         try:

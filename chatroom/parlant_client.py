@@ -40,12 +40,18 @@ class Parlant:
     ) -> requests.Response:
         url = f"{self.url}{path}"
         try:
+            # A redirect would carry the person's words, and perhaps the token, somewhere unnamed.
             response = self.http.request(
                 method, url, json=json, params=params, timeout=timeout or self.timeout,
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers={"Authorization": f"Bearer {self.token}"}, allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise ParlantError(f"{method} {url}: {type(exc).__name__}") from None
+        if response.is_redirect:
+            raise ParlantError(
+                f"{method} {url}: answered HTTP {response.status_code}, a redirect, which is never followed "
+                "(set the desk's url in handoff_config.yml to where it really answers)"
+            )
         if response.status_code not in ok:
             # Refusals are not quoted: a stock Parlant echoes the request headers, token included.
             detail = "" if response.status_code in (401, 403) else f" {response.text[:200]}"

@@ -10,10 +10,10 @@ from flask import Blueprint, current_app, jsonify, render_template, request, ses
 
 from handoff.config import current_config
 
-from . import events, stays, store
+from . import events, parlant_client, stays, store
 from .routing import Router, Turn, turn_lock
 from .shared import Busy, Unavailable
-from .web import ApiError, host_json, read_after, read_text
+from .web import ApiError, client_address, host_json, read_after, read_text, refuse_over_limit
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("person", __name__)
@@ -22,6 +22,8 @@ CONVERSATION_KEY = "conversation_id"
 # Any white space (Unicode too) before typed text; Rasa strips it before looking for "/".
 LEADING_SPACE = re.compile(r"^[\s\u200b\u2060\ufeff]+")
 GONE = "This conversation has ended or expired; reload the page to start again."
+# What operators read in a conversation whose person started over (the person never sees it again).
+STARTED_OVER = "The person started a new conversation and left this one."
 
 
 def state_json(conversation: store.Conversation, messages: list[store.Message]) -> dict[str, Any]:
@@ -56,22 +58,78 @@ def healthz():
     return jsonify(status="ok")
 
 
+def refuse_busy_client() -> None:
+    """Refuse with 429 once this client address has sent RATE_PER_CLIENT requests in the window."""
+    refuse_over_limit("client", client_address(), current_app.config["RATE_PER_CLIENT"], "sending requests")
+
+
+def refuse_too_many_new_conversations() -> None:
+    refuse_over_limit(
+        "new-conversation", client_address(), current_app.config["NEW_CONVERSATIONS_PER_CLIENT"],
+        "starting conversations",
+    )
+
+
+def start_new_conversation() -> store.Conversation:
+    """Start a conversation with the entry host for this browser (limits are checked before)."""
+    # The id is the only key to a conversation, so it is random and lives in a signed cookie.
+    conversation = store.create_conversation(
+        store.get_db(), secrets.token_urlsafe(16), current_config().entry
+    )
+    session.clear()
+    session.permanent = True
+    session[CONVERSATION_KEY] = conversation.id
+    return conversation
+
+
 @bp.post("/api/conversation")
 def start_conversation():
     """Resume this browser's conversation, or start one with the entry host."""
     conversation = session_conversation()
     if conversation is None:
-        # The id is the only key to a conversation, so it is random and lives in a signed cookie.
-        conversation = store.create_conversation(
-            store.get_db(), secrets.token_urlsafe(16), current_config().entry
-        )
-        session.permanent = True
-        session[CONVERSATION_KEY] = conversation.id
+        refuse_too_many_new_conversations()
+        conversation = start_new_conversation()
+    else:
+        check_read_limits(conversation)
     return jsonify(state_json(conversation, store.list_messages(store.get_db(), conversation.id)))
+
+
+@bp.post("/api/start-over")
+def start_over():
+    """End this browser's conversation (and any stay at a desk), forget it, and start a fresh one."""
+    refuse_busy_client()
+    refuse_too_many_new_conversations()
+    ending = session_conversation()
+    if ending is not None:
+        # First, so that if it cannot be done now, this browser keeps its conversation to try again.
+        leave_for_good(ending)
+    return jsonify(state_json(start_new_conversation(), []))
+
+
+def leave_for_good(conversation: store.Conversation) -> None:
+    """Close the conversation's open stay at a desk, if any, and tell the desk as the console's close does."""
+    connection = store.get_db()
+    with turn_lock(conversation.id):
+        stay = store.find_open_stay(connection, conversation.id)
+        if stay is None:
+            return
+        with store.transaction(connection):
+            store.close_stay(connection, stay.session_id, "started_over")
+            store.add_message(connection, conversation.id, "notice", None, {"text": STARTED_OVER})
+    events.changed(conversation.id)
+    desk = current_config().find_host(stay.host_id)
+    if desk is None or desk.kind != "parlant":
+        return
+    try:
+        stays.end_stay(stays.desk_client(desk), stay, "started_over", "the person")
+    except parlant_client.ParlantError as exc:
+        # The chatroom's table already says it ended; the console shows it at once.
+        logger.warning("conversation=%s could not tell %s the stay ended: %s", conversation.id, desk.id, exc)
 
 
 def read_turn(conversation: store.Conversation) -> Turn:
     """Return what the person said or chose, from the request body."""
+
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object with 'text' or 'button'.")
@@ -112,19 +170,15 @@ def read_button(conversation: store.Conversation, button_id: Any) -> Turn:
 
 def check_rate_limits(conversation: store.Conversation) -> None:
     """Refuse with 429 and Retry-After once a conversation or a client sends too fast."""
-    limits = current_app.extensions["shared"].limits
-    window = float(current_app.config["RATE_WINDOW"])
-    for scope, key, limit in (
-        ("conversation", conversation.id, current_app.config["RATE_PER_CONVERSATION"]),
-        ("client", request.remote_addr or "unknown", current_app.config["RATE_PER_CLIENT"]),
-    ):
-        retry_after = limits.hit(scope, key, int(limit), window)
-        if retry_after is not None:
-            logger.warning("rate limit conversation=%s client=%s", conversation.id, request.remote_addr)
-            raise ApiError(
-                429, f"You are sending messages too fast; try again in {retry_after} s.",
-                {"Retry-After": str(retry_after)},
-            )
+    refuse_busy_client()
+    refuse_over_limit(
+        "conversation", conversation.id, current_app.config["RATE_PER_CONVERSATION"], "sending messages"
+    )
+
+
+def check_read_limits(conversation: store.Conversation) -> None:
+    """Refuse with 429 once a conversation is read (page loads, streams, polls) too often in the window."""
+    refuse_over_limit("reads", conversation.id, current_app.config["READS_PER_CONVERSATION"], "reloading")
 
 
 @bp.post("/api/messages")
@@ -169,7 +223,10 @@ def catch_up(connection, conversation: store.Conversation, after: int) -> list[s
 @bp.get("/api/events")
 def live_events():
     """Stream the conversation live (Server-Sent Events), from Last-Event-ID or ?after=<message id>."""
-    conversation_id = require_conversation().id
+    refuse_busy_client()
+    conversation = require_conversation()
+    check_read_limits(conversation)
+    conversation_id = conversation.id
     shown: dict[str, Any] = {}
 
     def step(cursor: int, _woken: bool) -> tuple[list[str], int]:
@@ -202,7 +259,9 @@ def updates():
 
     With ?wait=<seconds> (at most STREAM_HEARTBEAT), wait that long for something new first.
     """
+    refuse_busy_client()
     conversation = require_conversation()
+    check_read_limits(conversation)
     after = read_after()
     try:
         wait = min(float(request.args.get("wait", "0")), float(current_app.config["STREAM_HEARTBEAT"]))
@@ -230,6 +289,7 @@ def updates():
 def leave():
     """End the person's conversation with a human desk and go back to the assistant they came from."""
     conversation = require_conversation()
+    check_rate_limits(conversation)
     connection = store.get_db()
     before = store.last_message_id(connection, conversation.id)
     conversation = Router(connection, current_config()).hand_back(conversation.id, None, "left", "the person")

@@ -46,6 +46,19 @@ def parse_text(name: str, raw: str) -> str:
     return raw
 
 
+AUTO = "auto"
+
+
+def parse_auto_bool(name: str, raw: str) -> bool | str:
+    """Return "auto", True or False: yes/no, or "auto" to let each request decide."""
+    if raw.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return parse_bool(name, raw)
+    except SettingError:
+        raise SettingError(f"{name}={raw!r} is not auto, true or false (use auto)") from None
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -78,8 +91,27 @@ SETTINGS = (
             "seconds a turn may wait for its host before the person is told it is busy"),
     Setting("ALLOW_COMMANDS", False, parse_bool, "development only: let typed /intent{…} text through"),
     Setting("RATE_PER_CONVERSATION", 30, whole, "messages per window per conversation (0: off)"),
-    Setting("RATE_PER_CLIENT", 300, whole, "requests per window per client address (0: off)"),
+    Setting("RATE_PER_CLIENT", 300, whole,
+            "requests per window per client address: messages, streams, polls, leaving, starting over"
+            " (0: off)"),
     Setting("RATE_WINDOW", 60.0, seconds, "the rate limits' window in seconds"),
+    Setting("NEW_CONVERSATIONS_PER_CLIENT", 10, whole,
+            "conversations one client address may start (or start over) per window (0: off)"),
+    Setting("READS_PER_CONVERSATION", 60, whole,
+            "page loads, live streams and update polls of one conversation per window (0: off)"),
+    Setting("TRUSTED_PROXIES", 0, whole,
+            "reverse proxies in front of the chatroom whose X-Forwarded-For/-Proto/-Host to believe"),
+    Setting("COOKIE_SECURE", AUTO, parse_auto_bool,
+            "mark cookies Secure: auto (when the request came over https), true or false"),
+    Setting("OPERATOR_IDLE_TIMEOUT", 1800.0, seconds,
+            "seconds an operator's login lasts with no console open or used"),
+    Setting("OPERATOR_SESSION_LIFETIME", 12 * 3600.0, seconds, "seconds an operator's login lasts at most"),
+    Setting("LOGIN_PER_NAME", 5, whole, "login attempts per operator name per login window (0: off)"),
+    Setting("LOGIN_PER_CLIENT", 20, whole, "login attempts per client address per login window (0: off)"),
+    Setting("LOGIN_WINDOW", 900.0, seconds, "the login limits' window in seconds"),
+    Setting("LOGIN_CHECKS", 2, positive_whole, "password checks at once per worker (each takes 32 MiB)"),
+    Setting("LOGIN_CHECKS_WAITING", 8, whole,
+            "password checks that may wait for one of those per worker; more are answered 503"),
     Setting("MAX_CONTENT_LENGTH", 16 * 1024, positive_whole, "largest request body in bytes"),
     Setting("MAX_MESSAGE_CHARS", 2000, positive_whole, "longest message in characters"),
     Setting("SECRET_KEY", "", parse_text, "signs cookies (default: generated into var/chatroom-secret)"),

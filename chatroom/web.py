@@ -1,12 +1,17 @@
 """Request helpers shared by the person's API and the operator console."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import requests
 from flask import current_app, request
 
 from handoff.config import current_config
+
+from .settings import AUTO
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -62,3 +67,35 @@ def http_session() -> requests.Session:
     if client is None:
         client = current_app.extensions["host_http"] = requests.Session()
     return client
+
+
+def client_address() -> str:
+    """Return the client's address: the peer's, or with TRUSTED_PROXIES the one the proxies name."""
+    return request.remote_addr or "unknown"
+
+
+def over_limit(scope: str, key: str, limit: int, window: float) -> int | None:
+    """Count one hit of (scope, key) in the shared limits; return seconds to wait if it is one too many."""
+    retry_after = current_app.extensions["shared"].limits.hit(scope, key, int(limit), float(window))
+    if retry_after is not None:
+        logger.warning("rate limit %s=%s from client %s", scope, key, client_address())
+    return retry_after
+
+
+def refuse_over_limit(scope: str, key: str, limit: int, what: str, window: float | None = None) -> None:
+    """Refuse with 429 and Retry-After once (scope, key) goes past ``limit`` in the window.
+
+    ``what`` completes "You are … too fast"; the window is RATE_WINDOW unless given.
+    """
+    window = float(current_app.config["RATE_WINDOW"]) if window is None else window
+    retry_after = over_limit(scope, key, limit, window)
+    if retry_after is not None:
+        raise ApiError(
+            429, f"You are {what} too fast; try again in {retry_after} s.", {"Retry-After": str(retry_after)}
+        )
+
+
+def cookie_secure() -> bool:
+    """Tell whether cookies set now are marked Secure (COOKIE_SECURE: auto follows the request's scheme)."""
+    setting = current_app.config["COOKIE_SECURE"]
+    return request.is_secure if setting == AUTO else bool(setting)

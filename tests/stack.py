@@ -181,9 +181,10 @@ def running_stack(config: dict, root: Path, scripted: FakeHost | None = None) ->
         "HANDOFF_STATE_DIR": str(state_dir),
         "RASA_API_TOKEN": API_TOKEN,
         "CHATROOM_PORT": str(chatroom_port),
-        # Every simulated person shares 127.0.0.1, so the per-address limit would
-        # throttle the suite and the load bench; its own tests use a small app.
+        # Every simulated person shares 127.0.0.1, so the per-address limits would
+        # throttle the suite and the load bench; their own tests use chatrooms of their own.
         "CHATROOM_RATE_PER_CLIENT": "0",
+        "CHATROOM_NEW_CONVERSATIONS_PER_CLIENT": "0",
     }
     log_path = root / "stack.log"
     with log_path.open("w") as log_file:

@@ -1,16 +1,13 @@
 """Hostile text from bots and the config renders inert in headless Chromium."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
-import yaml
 from playwright.sync_api import Browser, expect
-from waitress.server import create_server
 
-from chatroom import create_app
 from tests.fakehost import HAND_TO_ID, FakeHost
+from tests.processes import running_chatroom
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +20,7 @@ PAGE_TAGS = {"LI", "P", "DIV", "BUTTON", "A", "SPAN", "IMG"}
 
 
 @pytest.fixture
-def hostile_chatroom(tmp_path, monkeypatch):
+def hostile_chatroom(tmp_path):
     entry, other = FakeHost(PAYLOADS[0]).start(), FakeHost(PAYLOADS[1]).start()
 
     scripted_reply = entry.reply
@@ -44,14 +41,9 @@ def hostile_chatroom(tmp_path, monkeypatch):
         "entry": {"title": PAYLOADS[2], "url": entry.url},
         "other": {"title": PAYLOADS[4], "url": other.url},
     }}
-    path = tmp_path / "handoff_config.yml"
-    path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("HANDOFF_CONFIG", str(path))
-    app = create_app({"DATABASE": str(tmp_path / "chatroom.sqlite"), "SECRET_KEY": "test"})
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    # The running chatroom (gunicorn, gevent), as people meet it.
+    with running_chatroom(config, tmp_path) as chatroom:
+        yield chatroom.url
     entry.stop()
     other.stop()
 

@@ -326,6 +326,32 @@ def test_the_no_answer_notice_and_each_stay_notice_are_marked_once(db):
     assert store.mark_stay_notice(db, stay.session_id, "offline") is True
 
 
+# Operator logins
+
+def test_an_operator_login_is_kept_seen_and_ended(db):
+    made = store.create_operator_session(db, "hash-1", "alice", "fingerprint", 100.0, 500.0)
+    store.see_operator_session(db, "hash-1", 160.0)
+
+    assert store.find_operator_session(db, "hash-1") == store.OperatorSession(
+        "hash-1", "alice", "fingerprint", 100.0, 160.0, 500.0
+    )
+    assert made.last_seen_at == 100.0
+    store.end_operator_session(db, "hash-1")
+    assert store.find_operator_session(db, "hash-1") is None
+
+
+def test_logins_past_their_lifetime_or_idle_too_long_are_swept_and_no_others(db):
+    store.create_operator_session(db, "expired", "alice", "f", 100.0, 200.0)
+    store.create_operator_session(db, "idle", "bob", "f", 100.0, 900.0)
+    store.create_operator_session(db, "fresh", "carol", "f", 100.0, 900.0)
+    store.see_operator_session(db, "fresh", 290.0)
+
+    assert store.end_lapsed_operator_sessions(db, now=300.0, idle_since=250.0) == 2
+    assert [store.find_operator_session(db, token) is not None for token in ("expired", "idle", "fresh")] == [
+        False, False, True
+    ]
+
+
 # Transactions
 
 
@@ -472,6 +498,11 @@ def test_every_query_the_store_runs_uses_an_index(db, engine):
         store.mark_no_answer_told(db, stay.session_id)
         store.mark_stay_notice(db, stay.session_id, "arrival")
         store.close_stay(db, stay.session_id, "closed")
+        store.create_operator_session(db, "t1", "alice", "f1", 1.0, 10.0)
+        store.find_operator_session(db, "t1")
+        store.see_operator_session(db, "t1", 2.0)
+        store.end_lapsed_operator_sessions(db, 3.0, 1.0)
+        store.end_operator_session(db, "t1")
 
     assert len(statements) > 20
     assert full_scans(db, statements) == []

@@ -5,8 +5,8 @@ The app setting ``DATABASE`` is a SQLite file path or a database URL
 engine per app; a request borrows one connection (``get_db``) and gives it back
 when it ends. ``conversations`` holds the routing table, switches and
 transcript; ``stays`` holds each stay at a human desk; ``console`` holds operators' notes
-and what the console reads for its figures. Callers use the names
-re-exported here; every function takes the request's connection first.
+and what the console reads for its figures; ``operators`` holds the operators' logins.
+Callers use the names re-exported here; every function takes the request's connection first.
 """
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ from .conversations import (
 )
 from .engine import create_engine, database_url, transaction
 from .migrations import upgrade
+from .operators import (
+    OperatorSession,
+    create_operator_session,
+    end_lapsed_operator_sessions,
+    end_operator_session,
+    find_operator_session,
+    see_operator_session,
+)
 from .stays import (
     OPERATOR_TAKEOVER,
     Stay,
@@ -121,13 +129,14 @@ def init_app(app: Flask) -> None:
 
 __all__ = [
     "ActiveConversation", "CHOICE", "Connection", "Conversation", "Message", "Note",
-    "OPERATOR_TAKEOVER", "PendingSwitch", "Stay", "Switch", "add_message", "add_note", "begin_switch",
-    "close_db", "close_stay", "count_contained", "count_routes", "create_conversation", "database_url",
-    "end_switch", "find_button", "find_conversation", "find_open_stay", "find_pending_switch",
-    "find_stay", "find_stay_typing", "get_db", "get_engine", "init_app", "last_message_id",
-    "last_user_text", "list_active_conversations", "list_conversation_stays", "list_messages",
-    "list_notes", "list_pending_switches", "list_stays", "list_stays_between", "list_switches",
-    "mark_no_answer_told", "mark_stay_notice", "mark_takeover", "open_stay", "queue_position",
-    "recent_reply_waits", "recent_switches", "store_stay_events", "switch_host", "take_stay",
-    "transaction", "upgrade",
+    "OPERATOR_TAKEOVER", "OperatorSession", "PendingSwitch", "Stay", "Switch", "add_message",
+    "add_note", "begin_switch", "close_db", "close_stay", "count_contained", "count_routes",
+    "create_conversation", "create_operator_session", "database_url", "end_lapsed_operator_sessions",
+    "end_operator_session", "end_switch", "find_button", "find_conversation", "find_open_stay",
+    "find_operator_session", "find_pending_switch", "find_stay", "find_stay_typing", "get_db",
+    "get_engine", "init_app", "last_message_id", "last_user_text", "list_active_conversations",
+    "list_conversation_stays", "list_messages", "list_notes", "list_pending_switches", "list_stays",
+    "list_stays_between", "list_switches", "mark_no_answer_told", "mark_stay_notice", "mark_takeover",
+    "open_stay", "queue_position", "recent_reply_waits", "recent_switches", "see_operator_session",
+    "store_stay_events", "switch_host", "take_stay", "transaction", "upgrade",
 ]

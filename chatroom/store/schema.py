@@ -138,3 +138,20 @@ operator_note = sa.Table(
     sa.Index("operator_note_by_conversation", "conversation_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# One row per operator login. The cookie holds a random token; only its SHA-256 is kept here,
+# so a copy of the database logs nobody in. A row ends at logout, after expires_at, after
+# the idle timeout since last_seen_at, or once the operator's password is no longer the one
+# password_fingerprint was made from.
+operator_session = sa.Table(
+    "operator_session", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("password_fingerprint", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_seen_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+    # Sweeping out the logins that ended.
+    sa.Index("operator_session_by_expiry", "expires_at"),
+    sa.Index("operator_session_by_last_seen", "last_seen_at"),
+)

@@ -16,6 +16,8 @@ const api = (() => {
     sendText: (text) => postJson("/api/messages", { text }),
     pressButton: (buttonId) => postJson("/api/messages", { button: buttonId }),
     leaveDesk: () => postJson("/api/desk/leave"),
+    // Ends this conversation (and any wait for a person) for good; the answer is a new one.
+    startOver: () => postJson("/api/start-over"),
     // Server-Sent Events: transcript messages (with their ids) and the state around them.
     liveEvents: (after) => new EventSource(`/api/events?after=${encodeURIComponent(after)}`),
   };

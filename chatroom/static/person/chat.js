@@ -6,16 +6,22 @@
   const input = document.getElementById("message-input");
   const sendButton = document.getElementById("send-button");
   const leaveButton = document.getElementById("leave-desk");
+  const startOverButton = document.getElementById("start-over");
 
   const RETRY_MS = 3000;
+  const START_OVER_QUESTION =
+    "Start over? This conversation ends, and it will no longer be shown in this browser.";
   // The last message id the live stream (or the first load) delivered; a reopened stream starts after it.
   // Answers to the person's own turns don't move it, so they can never hide an operator's message.
   let cursor = 0;
   let stream = null;
 
+  // While a request runs, nothing else may start: an answer for the old conversation could
+  // otherwise land on the page of a new one.
   function setBusy(busy) {
     input.disabled = busy;
     sendButton.disabled = busy;
+    startOverButton.disabled = busy;
   }
 
   function showMessages(messages) {
@@ -76,6 +82,23 @@
     run(api.leaveDesk);
   });
 
+  // A new conversation from the server's answer: the page, the cursor and the stream start afresh.
+  async function begin(request) {
+    const state = await request();
+    view.clear();
+    cursor = 0;
+    for (const message of state.messages) cursor = Math.max(cursor, message.id);
+    listen();
+    return state;
+  }
+
+  startOverButton.addEventListener("click", async () => {
+    if (!window.confirm(START_OVER_QUESTION)) return;
+    // The stream of the conversation being left must not add anything to the new one.
+    if (stream) stream.close();
+    if (!(await run(() => begin(api.startOver)))) listen();
+  });
+
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = input.value.trim();
@@ -84,12 +107,7 @@
     if (await run(() => api.sendText(text))) input.value = "";
   });
 
-  run(async () => {
-    const state = await api.startConversation();
-    for (const message of state.messages) cursor = Math.max(cursor, message.id);
-    listen();
-    return state;
-  }).then((started) => {
+  run(() => begin(api.startConversation)).then((started) => {
     if (!started) setTimeout(() => window.location.reload(), RETRY_MS);
   });
 })();

@@ -139,5 +139,13 @@ const view = (() => {
     typingTimer = setTimeout(() => showTyping(null), Math.max(0, Number(typing.seconds_left) || 0) * 1000);
   }
 
-  return { appendMessages, disableAllButtons, showDesk, showHost, showStatus, showTyping };
+  // A fresh conversation: nothing of the last one stays on the page.
+  function clear() {
+    messageList.replaceChildren();
+    showDesk(null);
+    showTyping(null);
+    showStatus("");
+  }
+
+  return { appendMessages, clear, disableAllButtons, showDesk, showHost, showStatus, showTyping };
 })();

@@ -1,13 +1,13 @@
 """Journal each handoff under way, so one cut short by a crash is finished, not half-done.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
