@@ -127,6 +127,7 @@ def postgresql(state: Path, port: int) -> tuple[Part, str]:
 
 def create_cluster(bindir: Path, home: Path, data: Path, user: str | None, password: str) -> None:
     """Run initdb (as ``user``) for a cluster whose only role is ``handoff``, with a password."""
+    print(f"creating a PostgreSQL cluster in {data}", flush=True)
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     owner = pwd.getpwnam(user) if user else None
     if owner is not None:

@@ -230,7 +230,7 @@ def probe_host(host: str) -> str:
 
 def public_url(host: str, port: int) -> str:
     """Return the address to print for a browser: localhost unless a specific interface was chosen."""
-    if host in ALL_INTERFACES or host.startswith("127.") or host == "::1":
+    if host in ALL_INTERFACES or host == DEFAULT_CHATROOM_HOST:
         return f"http://localhost:{port}"
     return f"http://{probe_host(host)}:{port}"
 
