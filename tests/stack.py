@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -94,7 +94,13 @@ class Stack:
 
     def processes(self) -> list[StackProcess]:
         """Return every process the launcher started (and theirs), read from /proc."""
-        return [found for pid in descendants(self.pid) if (found := StackProcess.read(pid))]
+        found = []
+        for pid, part_pid in descendants(self.pid):
+            process = StackProcess.read(pid)
+            part = process if pid == part_pid else StackProcess.read(part_pid)
+            if process is not None and part is not None:
+                found.append(replace(process, part=part.command))
+        return found
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ class StackProcess:
     pid: int
     argv: list[str]
     environ: dict[str, str]
+    # The command line of the part (the launcher's child) this process belongs to.
+    part: str = ""
 
     @classmethod
     def read(cls, pid: int) -> StackProcess | None:
@@ -119,8 +127,8 @@ class StackProcess:
         return " ".join(self.argv)
 
 
-def descendants(pid: int) -> list[int]:
-    """Return the ids of every process below ``pid`` (children, theirs, ...)."""
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Return (id, id of the child of ``pid`` it descends from) for every process below ``pid``."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -128,10 +136,11 @@ def descendants(pid: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
-    found, waiting = [], list(children.get(pid, []))
+    found, waiting = [], [(child, child) for child in children.get(pid, [])]
     while waiting:
         found.append(waiting.pop())
-        waiting.extend(children.get(found[-1], []))
+        current, part = found[-1]
+        waiting.extend((child, part) for child in children.get(current, []))
     return found
 
 
