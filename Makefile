@@ -33,7 +33,7 @@ run: install train ## Set up, train what changed, start every bot, the desk and 
 run-scaled: install train scaled-packages ## The same on PostgreSQL and Redis, 2 chatroom workers, 2 replicas a bot
 	@$(VENV)/bin/python -m handoff.run --scaled
 
-test: install train browser validate test-stories test-python ## Set up, train, and run every test
+test: install train browser scaled-packages validate test-stories test-python ## Set up, train, and run every test
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed ## Create both virtual environments
 
@@ -73,7 +73,7 @@ test-stories: train ## Run each bot's conversation tests; any prediction error f
 	     --model models --out results --fail-on-prediction-errors --no-plot) || exit 1; \
 	done
 
-test-python: install train browser ## Run pytest: unit, real-stack integration and browser tests
+test-python: install train browser scaled-packages ## Run pytest: unit, real-stack integration and browser tests
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider --confcutdir tests/rasa_side tests/rasa_side
 	$(VENV)/bin/python -m pytest
 

@@ -373,6 +373,7 @@ def supervise(
     log_path = state / RUN_LOG
     with log_path.open("w") as log:
         supervisor = Supervisor(log=log, verbose=verbose)
+        supervisor.width = max(len(unit.name) for part in first + then for unit in part.members or [part])
         signal.signal(signal.SIGINT, supervisor.request_stop)
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         supervisor.say(f"each part's output goes to {shown(log_path)} until it answers")
