@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib.machinery
 import importlib.util
+import io
 import os
 import pwd
 import re
@@ -11,6 +12,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ from handoff.run import (
     shared_stores,
     with_fork_server,
 )
+from handoff.supervisor import Part, Supervisor
 from tests.stack import API_TOKEN, Stack, StackProcess, free_port, running_stack
 from tests.test_exposure import listening_addresses
 from tests.test_handoff_stack import ASK_FOR_SOMEONE_ELSE
@@ -209,6 +212,25 @@ def test_existing_database_and_redis_are_used_and_none_is_started(tmp_path: Path
     parts, shared = shared_stores(argparse.Namespace(scaled=True, check=False), tmp_path)
     assert parts == []
     assert shared == SHARED
+
+
+def test_a_part_that_stops_while_starting_shows_its_last_lines_and_stops_the_others(tmp_path: Path):
+    out = io.StringIO()
+    supervisor = Supervisor(out=out)
+    failing = Part("failing", [sys.executable, "-c", "print('cannot read models/'); raise SystemExit(3)"],
+                   tmp_path, ready=lambda: False)
+    waiting = Part("waiting", [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path,
+                   ready=lambda: False)
+    supervisor.start([failing, waiting], dict(os.environ))
+    assert not supervisor.wait_until_up([failing, waiting])
+    supervisor.stop_all([["failing", "waiting"]])
+    assert out.getvalue().splitlines() == [
+        "starting failing",
+        "starting waiting",
+        "failing  | cannot read models/",
+        "failing stopped (exit code 3); stopping everything",
+    ]
+    assert supervisor.processes["waiting"].poll() is not None
 
 
 def test_plain_rasa_run_actions_in_a_bot_folder_needs_no_exported_variable(tmp_path: Path):
