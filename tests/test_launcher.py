@@ -141,6 +141,24 @@ def test_our_models_need_no_tensorflow_and_the_default_pipeline_does(tmp_path: P
     assert needs_tensorflow(["mybot.components.CountVectorsFeaturizer"]), "a custom class is unknown"
 
 
+def test_left_out_tensorflow_can_be_subclassed_but_never_run():
+    program = (
+        "from handoff.rasa_entry import leave_out_tensorflow\n"
+        "leave_out_tensorflow()\n"
+        "import tensorflow as tf\n"
+        "from tensorflow.keras import backend\n"
+        "class Layer(tf.keras.layers.Layer):\n"
+        "    def call(self, x: tf.Tensor) -> tf.Tensor: ...\n"
+        "Layer()\n"
+        "tf.constant(1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert result.stderr.splitlines()[-1] == (
+        "RuntimeError: tensorflow.constant needs TensorFlow, which this process left out because its "
+        "model uses no TensorFlow component (start it with the plain `rasa` command)"
+    )
+
+
 def write_config(tmp_path: Path, hosts: dict) -> Path:
     path = tmp_path / "handoff_config.yml"
     path.write_text(yaml.safe_dump({"handoff_hosts": hosts}, sort_keys=False))
