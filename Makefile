@@ -17,43 +17,48 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export RASA_TELEMETRY_ENABLED := false
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run test install train validate test-stories test-python browser lint bench nlu-report clean clean-all
+.PHONY: help run run-scaled test install train validate test-stories test-python browser scaled-packages \
+	lint bench nlu-report clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target>"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-run: install train ## Set up, train what changed, start every bot and the chatroom
-	$(VENV)/bin/python -m handoff.run
+run: install train ## Set up, train what changed, start every bot, the desk and the chatroom
+	@$(VENV)/bin/python -m handoff.run
 
-test: install train browser validate test-stories test-python ## Set up, train, and run every test
+run-scaled: install train scaled-packages ## The same on PostgreSQL and Redis, 2 chatroom workers, 2 replicas a bot
+	@$(VENV)/bin/python -m handoff.run --scaled
+
+test: install train browser scaled-packages validate test-stories test-python ## Set up, train, and run every test
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed ## Create both virtual environments
 
 # Python 3.11 side: chatroom, launcher, tests. uv is bootstrapped into it with pip.
 $(VENV)/.installed: pyproject.toml
-	python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	@echo "installing the chatroom's environment ($(VENV))"
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: python3 must be 3.11 or newer for the chatroom"; exit 1; }
-	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[app,test]"
-	touch $@
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -qq --disable-pip-version-check "uv>=0.4"
+	@$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[app,test]"
+	@touch $@
 
 # Python 3.10 side: Rasa and the action servers (Rasa 3.6 runs on 3.8-3.10 only).
 $(RASA_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	@echo "installing Rasa's environment ($(RASA_VENV))"
 	@py=$$(scripts/find-python310) || exit 1; \
 	  test -x $(RASA_VENV)/bin/python || $(UV) venv --quiet --python "$$py" $(RASA_VENV)
-	$(UV) pip install --quiet --python $(RASA_VENV)/bin/python "rasa==$(RASA_VERSION)" "pytest>=8,<10" -e ".[bots]"
-	touch $@
+	@$(UV) pip install --quiet --python $(RASA_VENV)/bin/python "rasa==$(RASA_VERSION)" "pytest>=8,<10" -e ".[bots]"
+	@touch $@
 
-# Rasa fingerprints data, domain and config, and skips a bot whose model is current.
-train: install ## Train each bot whose data or config changed
-	@for bot in $(BOTS); do \
-	  echo "== training $$bot (skipped by Rasa if nothing changed)"; \
-	  (cd bots/$$bot && ../../$(RASA) train --out models --fixed-model-name $$bot) || exit 1; \
-	done
+# Rasa itself retrains part of a pipeline and writes a new model on every `rasa train`;
+# scripts/train-bots compares the files' hashes with those stored next to the model instead.
+train: install ## Train each bot whose data, domain or config changed (in parallel)
+	@$(VENV)/bin/python scripts/train-bots --rasa-version $(RASA_VERSION)
 
 validate: install ## Check each bot's data and domain (rasa data validate)
 	@for bot in $(BOTS); do \
@@ -68,13 +73,21 @@ test-stories: train ## Run each bot's conversation tests; any prediction error f
 	     --model models --out results --fail-on-prediction-errors --no-plot) || exit 1; \
 	done
 
-test-python: install train browser ## Run pytest: unit, real-stack integration and browser tests
+test-python: install train browser scaled-packages ## Run pytest: unit, real-stack integration and browser tests
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider --confcutdir tests/rasa_side tests/rasa_side
 	$(VENV)/bin/python -m pytest
 
 # The browser test drives Debian's chromium; Playwright never downloads a browser.
 browser:
-	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+# run-scaled's databases come from Debian; its clusters live under var/, no system service is used.
+scaled-packages:
+	@{ ls /usr/lib/postgresql/*/bin/postgres && command -v redis-server; } >/dev/null 2>&1 || \
+	  { echo "installing Debian's postgresql and redis-server"; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null; }
 
 nlu-report: install ## 5-fold cross-validation of each bot's NLU; prints intent and entity F1
 	@for bot in $(BOTS); do \
@@ -90,7 +103,7 @@ bench: install train ## Print latency, handoff, load, start-up and memory figure
 	$(VENV)/bin/python -m bench.startup
 
 lint: install ## Check style with ruff
-	$(VENV)/bin/ruff check handoff chatroom desk agents tests bots bench
+	$(VENV)/bin/ruff check handoff chatroom desk agents tests bots bench scripts/train-bots
 
 clean: ## Remove trained models, test results and runtime state (var/)
 	rm -rf var bots/*/models bots/*/results bots/*/.rasa

@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python -m bench.bot_startup [--bot helpdesk] [--runs 3]
 Trains a model with each config into a temporary folder (the default pipeline
-takes minutes), starts `rasa run` on it, and reports the time until the model
-answers /status and the resident memory after the first message.
+takes minutes), starts it the way `make run` does (handoff.rasa_entry, which
+leaves TensorFlow out when the model needs none), and reports the time until
+the model answers /status and the resident memory after the first message.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import yaml
 
 from bench.measure import tree_rss_mib
 from handoff.config import REPO_ROOT
-from handoff.run import RASA_BIN
+from handoff.run import RASA_PYTHON
 from tests.stack import free_port
 
 TOKEN = "bench"
@@ -31,8 +32,8 @@ DEFAULT_CONFIG = {"recipe": "default.v1", "language": "en", "assistant_id": "ben
 def train(bot_dir: Path, config: Path, out: Path) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [str(RASA_BIN), "train", "--config", str(config), "--domain", "domain.yml", "--data", "data",
-         "--out", str(out), "--fixed-model-name", "model"],
+        [str(RASA_PYTHON), "-m", "handoff.rasa_entry", "train", "--config", str(config),
+         "--domain", "domain.yml", "--data", "data", "--out", str(out), "--fixed-model-name", "model"],
         cwd=bot_dir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
@@ -45,13 +46,16 @@ def start_and_measure(bot_dir: Path, model: Path, state: Path) -> tuple[float, f
         **os.environ,
         "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}/webhook",
         "RASA_TRACKER_DB": str(state / f"tracker-{port}.db"),
+        "RASA_API_TOKEN": TOKEN,
+        "HANDOFF_STATE_DIR": str(state),
+        "HANDOFF_HOST_ID": bot_dir.name,
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(RASA_BIN), "run", "--model", str(model), "--endpoints", "endpoints.yml",
-         "--credentials", "credentials.yml", "-i", "127.0.0.1", "-p", str(port),
-         "--enable-api", "--auth-token", TOKEN],
+        [str(RASA_PYTHON), "-m", "handoff.rasa_entry", "run", "--model", str(model),
+         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml", "-i", "127.0.0.1",
+         "-p", str(port), "--enable-api"],
         cwd=bot_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

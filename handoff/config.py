@@ -5,6 +5,7 @@ and the launcher, so it stays free of modern-only syntax.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -12,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -21,14 +22,22 @@ from handoff.hours import Hours, HoursError, parse_host_hours
 CONFIG_ENV = "HANDOFF_CONFIG"
 HOST_ID_ENV = "HANDOFF_HOST_ID"
 STATE_DIR_ENV = "HANDOFF_STATE_DIR"
+REPLICAS_ENV = "HANDOFF_REPLICAS"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "handoff_config.yml"
+# A host whose id has a folder here is a bot this machine starts (`make run`).
+BOTS_DIR = REPO_ROOT / "bots"
 
 KINDS = ("rasa", "parlant", "a2a")
 TOP_LEVEL_KEYS = ("handoff_hosts", "entry")
-HOST_KEYS = ("title", "url", "kind", "trusted", "hours")
+HOST_KEYS = ("title", "url", "kind", "trusted", "hours", "replicas")
 HOST_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Replica i of a bot listens this many ports above replica i - 1 (5005, 5105, 5205, ...).
+REPLICA_PORT_STEP = 100
+MAX_REPLICAS = 9
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -47,12 +56,24 @@ class Host:
     trusted: bool = False
     # When a desk (kind: parlant) is staffed; None: always.
     hours: Optional[Hours] = None
+    replicas: int = 1
 
     @property
     def port(self) -> int:
         """Return the port the host listens on, from its url."""
         parts = urlsplit(self.url)
         return parts.port or DEFAULT_PORTS[parts.scheme]
+
+    @property
+    def replica_urls(self) -> Tuple[str, ...]:
+        """Return the url of each replica: replica i listens ``REPLICA_PORT_STEP * i`` above the url."""
+        parts = urlsplit(self.url)
+        name = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return tuple(
+            urlunsplit(parts._replace(netloc=f"{name}:{self.port + REPLICA_PORT_STEP * i}"))
+            if i else self.url
+            for i in range(self.replicas)
+        )
 
     @property
     def hostname(self) -> str:
@@ -140,14 +161,21 @@ def state_dir() -> Path:
 
 
 def own_host_id() -> str:
-    """Return this process's host id from ``$HANDOFF_HOST_ID``."""
+    """Return this process's host id: ``$HANDOFF_HOST_ID``, else the name of the folder it runs in.
+
+    A bot's action server runs in ``bots/<id>/`` (``rasa run actions``), so the
+    folder name is its id without any setting.
+    """
     host_id = os.environ.get(HOST_ID_ENV, "").strip()
-    if not host_id:
+    if host_id:
+        return host_id
+    folder = Path.cwd().name
+    if not HOST_ID_PATTERN.match(folder):
         raise ConfigError(
-            f"${HOST_ID_ENV} is not set (set it to this bot's id in handoff_config.yml, "
-            "e.g. HANDOFF_HOST_ID=helpdesk; `make run` does this for you)"
+            f"${HOST_ID_ENV} is not set and the folder name '{folder}' is not a host id "
+            "(run from bots/<id>/, or set HANDOFF_HOST_ID=helpdesk)"
         )
-    return host_id
+    return folder
 
 
 def load_config(path: Optional[Path] = None) -> HandoffConfig:
@@ -185,16 +213,26 @@ def parse_config(data: Any, path: Path) -> HandoffConfig:
             f"{path}: 'handoff_hosts' must map host ids to hosts "
             "(add handoff_hosts: {helpdesk: {title: ..., url: http://localhost:5005}})"
         )
-    hosts = tuple(_parse_host(host_id, raw, path) for host_id, raw in raw_hosts.items())
-    seen: Dict[str, str] = {}
+    default_replicas = _default_replicas()
+    hosts = tuple(
+        _parse_host(host_id, raw, path, default_replicas) for host_id, raw in raw_hosts.items()
+    )
+    seen: Dict[str, Host] = {}
     for host in hosts:
-        key = normalize_url(host.url) or host.url
-        if key in seen:
+        for url in host.replica_urls:
+            key = normalize_url(url) or url
+            other = seen.setdefault(key, host)
+            if other is host:
+                continue
+            if host.replicas == other.replicas == 1:
+                raise ConfigError(
+                    f"{path}: hosts '{other.id}' and '{host.id}' have the same url {url} "
+                    "(give each host its own port)"
+                )
             raise ConfigError(
-                f"{path}: hosts '{seen[key]}' and '{host.id}' have the same url {host.url} "
-                "(give each host its own port)"
+                f"{path}: hosts '{other.id}' and '{host.id}' both use {url} (give each host its own "
+                f"port; replica i of a host listens {REPLICA_PORT_STEP} * i above its url)"
             )
-        seen[key] = host.id
     entry = data.get("entry", hosts[0].id)
     if not isinstance(entry, str) or entry not in {h.id for h in hosts}:
         raise ConfigError(
@@ -204,7 +242,35 @@ def parse_config(data: Any, path: Path) -> HandoffConfig:
     return HandoffConfig(path=path, hosts=hosts, entry=entry)
 
 
-def _parse_host(host_id: Any, raw: Any, path: Path) -> Host:
+def _default_replicas() -> int:
+    """Return ``$HANDOFF_REPLICAS`` (replicas of each local bot that sets none), 1 when unset."""
+    raw = os.environ.get(REPLICAS_ENV, "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_REPLICAS:
+        raise ConfigError(f"${REPLICAS_ENV} is '{raw}' (use a whole number from 1 to {MAX_REPLICAS})")
+    return int(raw)
+
+
+def _parse_replicas(raw: Dict[str, Any], where: str, kind: str, url: str, default: int) -> int:
+    replicas = raw.get("replicas", default)
+    if "replicas" in raw and kind != "rasa":
+        raise ConfigError(f"{where} has replicas, which only a kind: rasa host can have (remove it)")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        raise ConfigError(
+            f"{where} has replicas '{replicas}' (use a whole number from 1 to {MAX_REPLICAS})"
+        )
+    parts = urlsplit(url)
+    top = (parts.port or DEFAULT_PORTS[parts.scheme]) + REPLICA_PORT_STEP * (replicas - 1)
+    if top > 65535:
+        raise ConfigError(
+            f"{where} has {replicas} replicas, so the last would need port {top} "
+            "(use fewer replicas or a lower port)"
+        )
+    return replicas
+
+
+def _parse_host(host_id: Any, raw: Any, path: Path, default_replicas: int = 1) -> Host:
     if not isinstance(host_id, str) or not HOST_ID_PATTERN.match(host_id):
         raise ConfigError(
             f"{path}: host id '{host_id}' is not valid (use lower-case letters, digits and _, "
@@ -232,39 +298,93 @@ def _parse_host(host_id: Any, raw: Any, path: Path) -> Host:
     trusted = raw.get("trusted", False)
     if not isinstance(trusted, bool):
         raise ConfigError(f"{where} has trusted: {trusted!r} (use true or false)")
+    # $HANDOFF_REPLICAS only widens the bots this machine starts; a remote host keeps one url.
+    default = default_replicas if kind == "rasa" and (BOTS_DIR / host_id).is_dir() else 1
+    replicas = _parse_replicas(raw, where, kind, url, default)
     try:
         hours = parse_host_hours(raw, kind, where)
     except HoursError as exc:
         raise ConfigError(str(exc)) from None
     return Host(
-        id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, trusted=trusted, hours=hours
+        id=host_id, title=title.strip(), url=url.rstrip("/"), kind=kind, trusted=trusted,
+        hours=hours, replicas=replicas,
     )
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """Why the file on disk is not the config in force: the last good one is kept meanwhile."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    stamp: Tuple[int, int]
+    config: HandoffConfig
+    problem: Optional[ConfigProblem]
+
+
 _cache_lock = threading.Lock()
-_cache: Dict[Path, Tuple[Tuple[int, int], HandoffConfig]] = {}
+_cache: Dict[Path, _Loaded] = {}
+
+
+def _stamp(path: Path) -> Tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def current_config(path: Optional[Path] = None) -> HandoffConfig:
     """Return the config, re-reading the file only when it changed on disk.
 
     This is what lets a host added to the file be offered and routed to without
-    restarting anything.
+    restarting anything. A file that no longer loads (say, half saved by an
+    editor) leaves the last good config in force; ``config_problem()`` then says
+    what is wrong. The first load of a process still fails loudly.
+    """
+    path = Path(path) if path is not None else config_path()
+    stamp = _stamp(path)
+    with _cache_lock:
+        loaded = _cache.get(path)
+        if loaded is not None and loaded.stamp == stamp:
+            return loaded.config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if loaded is None:
+            raise
+        problem = ConfigProblem(path=path, message=str(exc))
+        if problem != loaded.problem:
+            logger.error("keeping the last good handoff config: %s", problem.message)
+        with _cache_lock:
+            _cache[path] = _Loaded(stamp, loaded.config, problem)
+        return loaded.config
+    with _cache_lock:
+        if loaded is not None and loaded.problem is not None:
+            logger.info("%s loads again; its hosts are in force", path)
+        _cache[path] = _Loaded(stamp, config, None)
+    return config
+
+
+def config_problem(path: Optional[Path] = None) -> Optional[ConfigProblem]:
+    """Return why the config file on disk is not in force, or None when it is.
+
+    The message names the file, the key and what is wrong, as ``ConfigError`` does.
+    A process can show it (the chatroom's console does) while the last good
+    config keeps serving.
     """
     path = Path(path) if path is not None else config_path()
     try:
-        stat = path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        stamp = (-1, -1)
+        current_config(path)
+    except ConfigError as exc:
+        return ConfigProblem(path=path, message=str(exc))
     with _cache_lock:
-        cached = _cache.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    config = load_config(path)
-    with _cache_lock:
-        _cache[path] = (stamp, config)
-    return config
+        loaded = _cache.get(path)
+    return loaded.problem if loaded is not None else None
 
 
 def main() -> int:
@@ -276,6 +396,8 @@ def main() -> int:
         return 2
     for host in config.hosts:
         marker = " (entry)" if host.id == config.entry else ""
+        if host.replicas > 1:
+            marker += f" ({host.replicas} replicas: {', '.join(host.replica_urls[1:])} too)"
         print(f"{host.id:<16} {host.kind:<8} {host.url:<28} {host.title}{marker}")
     return 0
 

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -23,17 +25,21 @@ from tests.fakehost import FakeHost
 
 STACK_START_TIMEOUT = 420
 API_TOKEN = "test-api-token"
+LAUNCHER = [sys.executable, "-m", "handoff.run"]
+# A bot's action server listens 50 above it; its second replica (scaled stack) 100 above.
+BOT_PORT_OFFSETS = (50, 100)
 
 
-def free_port(*, also_free_at: int = 0) -> int:
-    """Return a free loopback port; with also_free_at, one whose port + offset is free too."""
+def free_port(*, also_free_at: int | tuple[int, ...] = 0) -> int:
+    """Return a free loopback port; with also_free_at, one whose port + each offset is free too."""
+    offsets = also_free_at if isinstance(also_free_at, tuple) else (also_free_at,)
     for _ in range(200):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port + also_free_at > 65535:
+        if port + max(offsets) > 65535:
             continue
-        if not also_free_at or port_is_free(port + also_free_at):
+        if all(not offset or port_is_free(port + offset) for offset in offsets):
             return port
     raise RuntimeError("no free port pair on 127.0.0.1")
 
@@ -58,6 +64,8 @@ class Stack:
     scripted: FakeHost | None
     log_path: Path
     pid: int
+    scaled: bool = False
+    stop: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def config(self) -> dict:
         return yaml.safe_load(self.config_path.read_text())
@@ -83,6 +91,57 @@ class Stack:
 
     def person(self) -> Person:
         return Person(self.chatroom_url, self.state_dir)
+
+    def processes(self) -> list[StackProcess]:
+        """Return every process the launcher started (and theirs), read from /proc."""
+        found = []
+        for pid, part_pid in descendants(self.pid):
+            process = StackProcess.read(pid)
+            part = process if pid == part_pid else StackProcess.read(part_pid)
+            if process is not None and part is not None:
+                found.append(replace(process, part=part.command))
+        return found
+
+
+@dataclass(frozen=True)
+class StackProcess:
+    """One running process: its id, command line and environment (as /proc shows them)."""
+
+    pid: int
+    argv: list[str]
+    environ: dict[str, str]
+    # The command line of the part (the launcher's child) this process belongs to.
+    part: str = ""
+
+    @classmethod
+    def read(cls, pid: int) -> StackProcess | None:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+            pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")[:-1]
+        except OSError:
+            return None
+        return cls(pid, argv, dict(pair.split("=", 1) for pair in pairs if "=" in pair))
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Return (id, id of the child of ``pid`` it descends from) for every process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, waiting = [], [(child, child) for child in children.get(pid, [])]
+    while waiting:
+        found.append(waiting.pop())
+        current, part = found[-1]
+        waiting.extend((child, part) for child in children.get(current, []))
+    return found
 
 
 class Person:
@@ -156,8 +215,8 @@ def _pump(stream, log_file, ready: threading.Event) -> None:
 
 def default_config(scripted_url: str | None = None) -> dict:
     """Return a config for the two bots on free ports, plus a scripted host and one that is down."""
-    helpdesk_port = free_port(also_free_at=50)
-    financial_port = free_port(also_free_at=50)
+    helpdesk_port = free_port(also_free_at=BOT_PORT_OFFSETS)
+    financial_port = free_port(also_free_at=BOT_PORT_OFFSETS)
     hosts = {
         "helpdesk": {"title": "Helpdesk Assistant", "url": f"http://localhost:{helpdesk_port}"},
         "financial": {"title": "Financial Assistant", "url": f"http://localhost:{financial_port}"},
@@ -169,11 +228,23 @@ def default_config(scripted_url: str | None = None) -> dict:
 
 
 @contextmanager
-def running_stack(config: dict, root: Path, scripted: FakeHost | None = None) -> Iterator[Stack]:
-    """Start ``python -m handoff.run`` with this config in ``root``; stop it on exit."""
+def running_stack(
+    config: dict, root: Path, scripted: FakeHost | None = None, *,
+    scaled: bool = False, launcher: list[str] | None = None,
+) -> Iterator[Stack]:
+    """Start ``python -m handoff.run`` with this config in ``root``; stop it on exit.
+
+    scaled: the launcher's --scaled stack (its own PostgreSQL and Redis unless
+    DATABASE_URL / REDIS_URL are set, two chatroom workers, two replicas of each
+    bot). launcher: another command that ends up running it (bench: ``make run``).
+    """
     config_path = root / "handoff_config.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     state_dir = root / "state"
+    if scaled and os.geteuid() == 0:
+        # PostgreSQL runs as the postgres user, which must be able to enter the state folder;
+        # pytest's temporary folders are private to root.
+        state_dir = Path(tempfile.mkdtemp(prefix="handoff-scaled-state-"))
     chatroom_port = free_port()
     env = {
         **os.environ,
@@ -186,11 +257,12 @@ def running_stack(config: dict, root: Path, scripted: FakeHost | None = None) ->
         "CHATROOM_RATE_PER_CLIENT": "0",
         "CHATROOM_NEW_CONVERSATIONS_PER_CLIENT": "0",
     }
+    command = (launcher or LAUNCHER) + (["--scaled"] if scaled and launcher is None else [])
+    chatroom_host = env.get("CHATROOM_HOST", "127.0.0.1")
     log_path = root / "stack.log"
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "handoff.run"],
-            cwd=REPO_ROOT, env=env, text=True,
+            command, cwd=REPO_ROOT, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         ready = threading.Event()
@@ -203,14 +275,18 @@ def running_stack(config: dict, root: Path, scripted: FakeHost | None = None) ->
             yield Stack(
                 config_path=config_path,
                 state_dir=state_dir,
-                chatroom_url=f"http://127.0.0.1:{chatroom_port}",
+                chatroom_url=f"http://{chatroom_host}:{chatroom_port}",
                 hosts={host_id: host["url"] for host_id, host in config["handoff_hosts"].items()},
                 scripted=scripted,
                 log_path=log_path,
                 pid=process.pid,
+                scaled=scaled,
+                stop=lambda: stop(process),
             )
         finally:
             stop(process)
+            if state_dir.parent != root:
+                shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def stop(process: subprocess.Popen) -> None:

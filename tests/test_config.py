@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from handoff.config import REPO_ROOT, ConfigError, current_config, load_config, normalize_url
+from handoff.config import (
+    REPO_ROOT,
+    ConfigError,
+    config_problem,
+    current_config,
+    load_config,
+    normalize_url,
+    own_host_id,
+)
 
 GOOD = """\
 handoff_hosts:
@@ -111,6 +119,38 @@ BROKEN = [
         "entry 'b' is not a host in handoff_hosts (use one of: a)",
         id="unknown-entry",
     ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    replicas: 0\n",
+        "host 'a' has replicas '0' (use a whole number from 1 to 9)",
+        id="replicas-zero",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    replicas: two\n",
+        "host 'a' has replicas 'two' (use a whole number from 1 to 9)",
+        id="replicas-not-a-number",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    replicas: true\n",
+        "host 'a' has replicas 'True'",
+        id="replicas-boolean",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  h:\n    title: H\n    url: http://localhost:8800\n"
+        "    kind: parlant\n    replicas: 2\n",
+        "host 'h' has replicas, which only a kind: rasa host can have (remove it)",
+        id="replicas-on-a-desk",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:65500\n    replicas: 2\n",
+        "host 'a' has 2 replicas, so the last would need port 65600",
+        id="replicas-past-the-last-port",
+    ),
+    pytest.param(
+        "handoff_hosts:\n  a:\n    title: A\n    url: http://localhost:5005\n    replicas: 2\n"
+        "  b:\n    title: B\n    url: http://localhost:5105\n",
+        "hosts 'a' and 'b' both use http://localhost:5105",
+        id="replica-on-another-hosts-port",
+    ),
 ]
 
 
@@ -135,6 +175,92 @@ def test_current_config_rereads_a_changed_file(tmp_path):
         "  billing:\n    title: Billing\n    url: http://localhost:5010\n"
     ))
     assert [h.id for h in current_config(path).hosts][-1] == "billing"
+
+
+def test_replica_urls_step_100_ports_from_the_url(tmp_path):
+    config = load_config(write(tmp_path, GOOD.replace(
+        "    url: http://localhost:5005\n", "    url: http://localhost:5005\n    replicas: 3\n"
+    )))
+    assert config.get_host("helpdesk").replica_urls == (
+        "http://localhost:5005", "http://localhost:5105", "http://localhost:5205",
+    )
+    assert config.get_host("financial").replica_urls == ("http://localhost:5006",)
+
+
+def test_replicas_setting_widens_local_bots_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDOFF_REPLICAS", "2")
+    text = GOOD + "  elsewhere:\n    title: Remote\n    url: http://bots.example.org:5005\n"
+    config = load_config(write(tmp_path, text.replace("entry: financial\n", "")))
+    assert config.get_host("helpdesk").replicas == 2, "bots/helpdesk/ exists: started here"
+    assert config.get_host("financial").replica_urls[1] == "http://localhost:5106"
+    assert config.get_host("human").replicas == 1, "a desk has no replicas"
+    assert config.get_host("elsewhere").replicas == 1, "not under bots/: someone else runs it"
+
+
+def test_replicas_setting_must_be_a_small_number(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDOFF_REPLICAS", "lots")
+    with pytest.raises(ConfigError, match=r"\$HANDOFF_REPLICAS is 'lots' \(use a whole number from 1 to 9\)"):
+        load_config(write(tmp_path, GOOD))
+
+
+@pytest.mark.parametrize(
+    "half_saved",
+    [
+        pytest.param("", id="empty"),
+        pytest.param(GOOD[:40], id="cut-in-a-host"),
+        pytest.param(GOOD.replace("    url: http://localhost:5006\n", ""), id="url-line-missing"),
+    ],
+)
+def test_half_saved_file_keeps_the_last_good_config_and_says_why(tmp_path, half_saved, caplog):
+    path = write(tmp_path, GOOD)
+    good = current_config(path)
+    assert config_problem(path) is None
+    path.write_text(half_saved)
+    assert current_config(path) is good
+    problem = config_problem(path)
+    assert problem is not None and problem.path == path
+    assert problem.message == str(pytest.raises(ConfigError, load_config, path).value)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"keeping the last good handoff config: {problem.message}"
+    ], "logged once, not on every call"
+    path.write_text(GOOD.replace("Support team", "Support desk"))
+    assert current_config(path).get_host("human").title == "Support desk"
+    assert config_problem(path) is None
+
+
+def test_half_saved_file_names_the_key(tmp_path):
+    path = write(tmp_path, GOOD)
+    current_config(path)
+    path.write_text(GOOD.replace("    url: http://localhost:5006\n", ""))
+    assert config_problem(path).message == (
+        f"{path}: host 'financial' has no url (add url: http://host:port)"
+    )
+
+
+def test_first_load_of_a_broken_file_still_fails(tmp_path):
+    path = write(tmp_path, BAD_CONFIG)
+    with pytest.raises(ConfigError, match="has no url"):
+        current_config(path)
+    assert config_problem(path).message == f"{path}: {BAD_CONFIG_MESSAGE}"
+
+
+def test_own_host_id_comes_from_the_setting_then_the_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "billing"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("HANDOFF_HOST_ID", raising=False)
+    assert own_host_id() == "billing"
+    monkeypatch.setenv("HANDOFF_HOST_ID", "helpdesk")
+    assert own_host_id() == "helpdesk"
+
+
+def test_own_host_id_in_a_folder_that_is_no_host_id_says_what_to_set(tmp_path, monkeypatch):
+    folder = tmp_path / "My Bot"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("HANDOFF_HOST_ID", raising=False)
+    with pytest.raises(ConfigError, match="folder name 'My Bot' is not a host id .*HANDOFF_HOST_ID"):
+        own_host_id()
 
 
 @pytest.mark.parametrize(
