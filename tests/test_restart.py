@@ -29,7 +29,8 @@ def start_chatroom(stack: Stack, state_dir, port: int, config_path=None) -> subp
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # Refused, or accepted by gunicorn before its worker is up to answer.
             time.sleep(0.2)
     process.kill()
     pytest.fail("chatroom did not start")
