@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run test install train validate test-stories test-python browser lint bench nlu-report clean clean-all
+.PHONY: help run test install train validate test-stories test-nlu test-python browser lint bench nlu-report clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -28,7 +28,7 @@ help: ## Show this help
 run: install train ## Set up, train what changed, start every bot and the chatroom
 	$(VENV)/bin/python -m handoff.run
 
-test: install train browser validate test-stories test-python ## Set up, train, and run every test
+test: install train browser validate test-stories test-nlu test-python ## Set up, train, and run every test
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed ## Create both virtual environments
 
@@ -61,12 +61,23 @@ validate: install ## Check each bot's data and domain (rasa data validate)
 	  (cd bots/$$bot && ../../$(RASA) data validate --fail-on-warnings) || exit 1; \
 	done
 
-test-stories: train ## Run each bot's conversation tests; any prediction error fails
+# End to end: each user message is classified by the bot's NLU, so a wrong
+# intent or entity fails the story just like a wrong action.
+test-stories: train ## Run each bot's conversation tests end to end; any prediction error fails
 	@for bot in $(BOTS); do \
-	  echo "== testing $$bot stories"; \
-	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml \
-	     --model models --out results --fail-on-prediction-errors --no-plot) || exit 1; \
+	  echo "== testing $$bot stories end to end"; \
+	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml --e2e \
+	     --model models --out results/stories --fail-on-prediction-errors --no-plot) || exit 1; \
 	done
+
+# tests/nlu_heldout.yml lives outside data/, so training never sees it.
+test-nlu: train ## Score each bot's NLU on its held-out set; fails under the floors
+	@for bot in $(BOTS); do \
+	  echo "== held-out NLU of $$bot"; \
+	  (cd bots/$$bot && ../../$(RASA) test nlu --nlu tests/nlu_heldout.yml \
+	     --model models --out results/heldout --successes --no-plot --quiet) || exit 1; \
+	done
+	@$(VENV)/bin/python scripts/nlu-heldout --check
 
 test-python: install train browser ## Run pytest: unit, real-stack integration and browser tests
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider --confcutdir tests/rasa_side tests/rasa_side
@@ -76,12 +87,13 @@ test-python: install train browser ## Run pytest: unit, real-stack integration a
 browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-nlu-report: install ## 5-fold cross-validation of each bot's NLU; prints intent and entity F1
+nlu-report: install ## 5-fold cross-validation and held-out scores of each bot's NLU (minutes)
 	@for bot in $(BOTS); do \
 	  echo "== cross-validating $$bot (5 folds)"; \
 	  (cd bots/$$bot && ../../$(RASA) test nlu --cross-validation --folds 5 --out results/nlu) || exit 1; \
 	done
 	@scripts/nlu-report
+	@$(MAKE) --no-print-directory test-nlu
 
 bench: install train ## Print latency, handoff, load, start-up and memory figures (minutes)
 	$(VENV)/bin/python -m bench.latency
