@@ -20,8 +20,8 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run run-scaled test install train validate test-stories test-python browser scaled-packages \
-	lint bench nlu-report clean clean-all
+.PHONY: help run run-scaled test install train validate test-stories test-nlu test-python browser \
+	scaled-packages lint bench nlu-report clean clean-all
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -33,7 +33,7 @@ run: install train ## Set up, train what changed, start every bot, the desk and 
 run-scaled: install train scaled-packages ## The same on PostgreSQL and Redis, 2 chatroom workers, 2 replicas a bot
 	@$(VENV)/bin/python -m handoff.run --scaled
 
-test: install train browser scaled-packages validate test-stories test-python ## Set up, train, and run every test
+test: install train browser scaled-packages validate test-stories test-nlu test-python ## Set up, train, and run every test
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed ## Create both virtual environments
 
@@ -66,12 +66,23 @@ validate: install ## Check each bot's data and domain (rasa data validate)
 	  (cd bots/$$bot && ../../$(RASA) data validate --fail-on-warnings) || exit 1; \
 	done
 
-test-stories: train ## Run each bot's conversation tests; any prediction error fails
+# End to end: each user message is classified by the bot's NLU, so a wrong
+# intent or entity fails the story just like a wrong action.
+test-stories: train ## Run each bot's conversation tests end to end; any prediction error fails
 	@for bot in $(BOTS); do \
-	  echo "== testing $$bot stories"; \
-	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml \
-	     --model models --out results --fail-on-prediction-errors --no-plot) || exit 1; \
+	  echo "== testing $$bot stories end to end"; \
+	  (cd bots/$$bot && ../../$(RASA) test core --stories tests/test_stories.yml --e2e \
+	     --model models --out results/stories --fail-on-prediction-errors --no-plot) || exit 1; \
 	done
+
+# tests/nlu_heldout.yml lives outside data/, so training never sees it.
+test-nlu: train ## Score each bot's NLU on its held-out set; fails under the floors
+	@for bot in $(BOTS); do \
+	  echo "== held-out NLU of $$bot"; \
+	  (cd bots/$$bot && ../../$(RASA) test nlu --nlu tests/nlu_heldout.yml \
+	     --model models --out results/heldout --successes --no-plot --quiet) || exit 1; \
+	done
+	@$(VENV)/bin/python scripts/nlu-heldout --check
 
 test-python: install train browser scaled-packages ## Run pytest: unit, real-stack integration and browser tests
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider --confcutdir tests/rasa_side tests/rasa_side
@@ -89,12 +100,13 @@ scaled-packages:
 	    $(SUDO) apt-get update -qq && \
 	    $(SUDO) apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null; }
 
-nlu-report: install ## 5-fold cross-validation of each bot's NLU; prints intent and entity F1
+nlu-report: install ## 5-fold cross-validation and held-out scores of each bot's NLU (minutes)
 	@for bot in $(BOTS); do \
 	  echo "== cross-validating $$bot (5 folds)"; \
 	  (cd bots/$$bot && ../../$(RASA) test nlu --cross-validation --folds 5 --out results/nlu) || exit 1; \
 	done
 	@scripts/nlu-report
+	@$(MAKE) --no-print-directory test-nlu
 
 bench: install train ## Print latency, handoff, load, start-up and memory figures (minutes)
 	$(VENV)/bin/python -m bench.latency

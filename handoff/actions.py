@@ -51,6 +51,25 @@ def is_return(tracker: Tracker) -> bool:
     return len(user_events) > 1
 
 
+def offer_hosts(dispatcher: CollectingDispatcher, config: HandoffConfig, preferred: Optional[Text]) -> None:
+    """Send one button per host this bot can hand the person to, ``preferred`` first."""
+    others = sorted(config.other_hosts(own_host_id()), key=lambda host: host.id != preferred)
+    if not others:
+        dispatcher.utter_message(response="utter_no_handoff")
+        return
+    buttons = [{"title": button_title(host), "payload": trigger_message(host.id)} for host in others]
+    dispatcher.utter_message(buttons=buttons)
+
+
+CLOSED_TITLE = "{title} (closed, opens {opens})"
+
+
+def button_title(host: Host) -> Text:
+    """Return the host's title, saying when it opens if it is a desk that is closed now."""
+    opens = host.hours.opens() if host.hours is not None else None
+    return CLOSED_TITLE.format(title=host.title, opens=opens) if opens else host.title
+
+
 class ActionHandoffOptions(Action):
     """Offer one button per host this bot can hand the person to.
 
@@ -60,34 +79,23 @@ class ActionHandoffOptions(Action):
     in its queue for the next shift.
     """
 
-    CLOSED_TITLE = "{title} (closed, opens {opens})"
-
     def name(self) -> Text:
         return "action_handoff_options"
-
-    @classmethod
-    def button_title(cls, host: Host) -> Text:
-        """Return the host's title, saying when it opens if it is a desk that is closed now."""
-        opens = host.hours.opens() if host.hours is not None else None
-        return cls.CLOSED_TITLE.format(title=host.title, opens=opens) if opens else host.title
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        config = _load()
-        preferred = tracker.get_slot(HANDOFF_TO)
-        others = sorted(config.other_hosts(own_host_id()), key=lambda host: host.id != preferred)
-        if not others:
-            dispatcher.utter_message(response="utter_no_handoff")
-            return [SlotSet(HANDOFF_TO, None)]
-        buttons = [{"title": self.button_title(host), "payload": trigger_message(host.id)} for host in others]
-        dispatcher.utter_message(buttons=buttons)
+        offer_hosts(dispatcher, _load(), tracker.get_slot(HANDOFF_TO))
         # The button the person presses sets the slot again; a stale preference must not linger.
         return [SlotSet(HANDOFF_TO, None)]
 
 
 class ActionHandoff(Action):
-    """Hand the person to the host named in slot ``handoff_to``."""
+    """Hand the person to the host named in slot ``handoff_to``.
+
+    A name that is not another host ("the computer help bot", or this bot
+    itself) was still a request for someone else, so the hosts are offered.
+    """
 
     def name(self) -> Text:
         return "action_handoff"
@@ -100,8 +108,9 @@ class ActionHandoff(Action):
         target = config.find_host(target_id)
         clear = [SlotSet(HANDOFF_TO, None)]
         if target is None or target.id == own_host_id():
-            logger.warning("refusing handoff to %r: not another host in %s", target_id, config.path)
-            dispatcher.utter_message(response="utter_no_handoff")
+            logger.info("handoff to %r: not another host in %s, offering the hosts", target_id, config.path)
+            dispatcher.utter_message(response="utter_ask_handoff")
+            offer_hosts(dispatcher, config, None)
             return clear
         if tracker.get_latest_input_channel() != HANDOFF_CHANNEL:
             dispatcher.utter_message(response="utter_wouldve_handed_off", host_title=target.title)

@@ -1,4 +1,4 @@
-"""The Financial Assistant's skills end to end: the chatroom, the real bot, its SQLite profiles."""
+"""The Financial Assistant's skills end to end: the chatroom, the real bot, its profile database."""
 from __future__ import annotations
 
 import calendar
@@ -36,14 +36,17 @@ def sender(stack: Stack, person: Person) -> str:
 
 
 def balances(stack: Stack, person: Person) -> dict[str, Decimal]:
-    rows = query(stack, "SELECT name, balance_cents FROM accounts WHERE sender_id = ?", sender(stack, person))
+    rows = query(
+        stack, "SELECT name, balance_cents FROM financial_accounts WHERE sender_id = ?", sender(stack, person)
+    )
     assert rows, "the profile should exist once the person reached the Financial Assistant"
     return {name: Decimal(cents) / 100 for name, cents in rows}
 
 
 def recipient(stack: Stack, person: Person) -> str:
     rows = query(
-        stack, "SELECT name FROM recipients WHERE sender_id = ? ORDER BY name", sender(stack, person)
+        stack, "SELECT name FROM financial_recipients WHERE sender_id = ? ORDER BY name",
+        sender(stack, person),
     )
     return rows[0][0]
 
@@ -78,19 +81,38 @@ def test_transfer_reduces_the_bank_balance_and_the_balance_reply_shows_it(stack:
     assert money(after["bank"]) in said(person)
 
 
-def test_paying_a_card_reduces_its_balance_and_the_bank_balance(stack: Stack):
+def pay_card(person: Person, request: str, amount: str, when: str) -> None:
+    """Answer the card payment form and confirm."""
+    for text in (request, amount, when):
+        person.say(text)
+    person.press("Yes")
+
+
+def test_paying_a_card_today_reduces_its_balance_and_the_bank_balance(stack: Stack):
     person = to_financial(stack)
     before = balances(stack, person)
 
-    person.say("I want to pay my emblm card")
-    person.say("fifty dollars")
-    person.say("tomorrow")
-    assert "$50.00" in said(person)
-    person.press("Yes")
+    pay_card(person, "I want to pay my emblm card", "fifty dollars", "today")
+    assert said(person).startswith("Done: $50.00 paid on your Emblem card today.")
 
     after = balances(stack, person)
     assert after["emblem"] == before["emblem"] - 50
     assert after["bank"] == before["bank"] - 50
+
+
+def test_a_card_payment_dated_later_is_scheduled_and_changes_no_balance_yet(stack: Stack):
+    person = to_financial(stack)
+    before = balances(stack, person)
+
+    pay_card(person, "I'd like to pay the iron bank card", "twelve fifty", "tomorrow")
+
+    assert said(person).startswith("Scheduled: $12.50 will go to your Iron Bank card on ")
+    assert balances(stack, person) == before
+    [(card, cents, state)] = query(
+        stack, "SELECT card, amount_cents, state FROM financial_scheduled_payments WHERE sender_id = ?",
+        sender(stack, person),
+    )
+    assert (card, cents, state) == ("iron bank", 1250, "scheduled")
 
 
 def test_cancelling_a_transfer_changes_nothing(stack: Stack):
@@ -122,7 +144,7 @@ def test_search_over_last_month_reports_the_stored_total(stack: Stack):
     last = datetime.date(year, month, calendar.monthrange(year, month)[1])
     (cents,) = query(
         stack,
-        "SELECT COALESCE(SUM(amount_cents), 0) FROM transactions"
+        "SELECT COALESCE(SUM(amount_cents), 0) FROM financial_transactions"
         " WHERE sender_id = ? AND kind = 'spend' AND day BETWEEN ? AND ?",
         sender(stack, person), first.isoformat(), last.isoformat(),
     )[0]
@@ -170,7 +192,7 @@ def test_switching_to_a_card_payment_and_back_to_the_transfer(stack: Stack):
     after = balances(stack, person)
     assert after["iron bank"] == before["iron bank"] - 30
     assert after["bank"] == before["bank"] - 40
-    assert "Anything else" in said(person)
+    assert f"is on its way to {name}" in said(person)
 
 
 def test_declining_to_switch_keeps_the_current_form(stack: Stack):
@@ -196,6 +218,65 @@ def test_two_conversations_see_separate_profiles(stack: Stack):
     assert balances(stack, second) == second_before
     second.say("what's my bank balance?")
     assert money(second_before["bank"]) in said(second)
+
+
+def test_amounts_in_words_are_read_before_the_confirmation(stack: Stack):
+    person = to_financial(stack)
+    name = recipient(stack, person)
+
+    send_money(person, name, "three fifty")
+
+    assert f"Shall I send $3.50 to {name}?" in person.texts("bot")
+    person.press("No")
+
+
+def test_an_amount_that_cannot_be_read_is_asked_for_again(stack: Stack):
+    person = to_financial(stack)
+
+    send_money(person, recipient(stack, person), "a fair bit")
+
+    assert "That isn't an amount I can send." in said(person)
+    assert stack.tracker("financial", person.conversation_id)["slots"]["requested_slot"] == "amount-of-money"
+
+
+def test_transfer_me_gets_a_clarifying_question_and_its_buttons_lead_on(stack: Stack):
+    person = to_financial(stack)
+
+    person.say("transfer me please")
+
+    assert "send money to someone, or shall I transfer you" in said(person)
+    assert list(person.buttons()) == ["Send money", "Someone else"]
+    person.press("Someone else")
+    assert "Helpdesk Assistant" in list(person.buttons())
+
+
+def test_switching_three_deep_comes_back_through_each_task(stack: Stack):
+    person = to_financial(stack)
+    before = balances(stack, person)
+    name = recipient(stack, person)
+    person.say("I want to pay my credit card")
+    person.say("justice bank")
+    person.say("I need to send money to someone")
+    person.press("Yes")
+    person.say(name.split()[0])
+    person.say("how much did I spend last week?")
+    person.press("Yes")
+    person.press("Yes")
+    assert "go back to the money transfer" in said(person)
+    person.press("Yes")
+    assert person.texts("bot")[-1] == f"How much should I send to {name}?"
+    person.say("$7")
+    person.press("Yes")
+    assert "go back to paying your credit card" in said(person)
+    person.press("Yes")
+    assert person.texts("bot")[-1].startswith("How much would you like to pay on your justice bank card?")
+    person.say("$9")
+    person.say("today")
+    person.press("Yes")
+
+    after = balances(stack, person)
+    assert after["justice bank"] == before["justice bank"] - 9
+    assert after["bank"] == before["bank"] - 16
 
 
 def test_helpdesk_request_offers_the_helpdesk_first(stack: Stack):

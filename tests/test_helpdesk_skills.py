@@ -27,7 +27,7 @@ def stored_incidents(stack: Stack, email: str) -> list[dict]:
         return []
     with sqlite3.connect(path) as connection:
         connection.row_factory = sqlite3.Row
-        rows = connection.execute("SELECT * FROM incidents WHERE email = ? ORDER BY id", (email,))
+        rows = connection.execute("SELECT * FROM helpdesk_incidents WHERE email = ? ORDER BY id", (email,))
         return [dict(row) for row in rows]
 
 
@@ -116,7 +116,62 @@ def test_status_for_an_email_without_incidents_says_so(stack: Stack):
     assert "What's your email address?" in person.texts("bot")
     person.say(f"it's {email}")
 
-    assert f"I have no incidents for {email}." in person.texts("bot")
+    assert person.texts("bot")[0].startswith(f"I have no incidents for {email} opened in this conversation.")
+
+
+def someone_elses_incident(stack: Stack, title: str) -> tuple[str, dict]:
+    """Open an incident in another person's conversation; return its email and stored row."""
+    owner = stack.person()
+    owner.start()
+    email = unique_email("owner")
+    fill_incident_form(owner, email, opening="please open a ticket", title=title)
+    owner.press("Yes")
+    [row] = stored_incidents(stack, email)
+    return email, row
+
+
+def test_status_never_shows_someone_elses_incident_for_their_email_but_does_for_its_number(stack: Stack):
+    email, row = someone_elses_incident(stack, "Monitor stays dark")
+    stranger = stack.person()
+    stranger.start()
+    stranger.say("what's the status of my incident?")
+    stranger.say(email)
+    seen = bot_text(stranger)
+    assert f"I have no incidents for {email} opened in this conversation." in seen
+    assert "Monitor stays dark" not in seen and row["number"] not in seen
+
+    # The number given at creation is the proof the demo accepts, with the same email.
+    stranger.say(f"what about {row['number']}?")
+    stranger.press("Yes")
+    shown = bot_text(stranger)
+    assert row["number"] in shown and "Monitor stays dark" in shown
+
+
+def test_a_number_quoted_with_the_wrong_email_reveals_nothing(stack: Stack):
+    _, row = someone_elses_incident(stack, "Broken dock")
+    stranger = stack.person()
+    stranger.start()
+    stranger.say(f"any news on {row['number']}?")
+    stranger.say(unique_email("guess"))
+
+    seen = bot_text(stranger)
+    assert f"I can't find {row['number']} under" in seen
+    assert "Broken dock" not in seen
+
+
+def test_not_urgent_is_stored_as_low_priority(stack: Stack):
+    person = stack.person()
+    person.start()
+    email = unique_email("noor")
+    person.say("I want to report a problem")
+    person.say(email)
+    person.say("it's not urgent")
+    person.say("the scanner jams on every page")
+    person.say("Scanner jams")
+    assert "low priority" in bot_text(person), bot_text(person)
+    person.press("Yes")
+
+    assert [row["priority"] for row in stored_incidents(stack, email)] == ["low"]
 
 
 def test_cancelling_at_the_confirmation_stores_nothing(stack: Stack):

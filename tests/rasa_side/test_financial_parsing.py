@@ -1,27 +1,12 @@
 """Amounts, dates and periods as the Financial Assistant's forms read them."""
 import datetime
-import importlib.util
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-BOT = Path(__file__).resolve().parents[2] / "bots" / "financial"
+from tests.rasa_side.bots import load_actions
 
-
-def load_actions_package(name: str) -> None:
-    """Import bots/financial/actions as ``name``: every bot has a package called ``actions``."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, BOT / "actions" / "__init__.py", submodule_search_locations=[str(BOT / "actions")]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-
-
-load_actions_package("financial_actions")
+load_actions("financial")
 
 from financial_actions.parsing import (  # noqa: E402
     FULL,

@@ -101,11 +101,12 @@ def test_handoff_sends_the_payload_with_url_title_id_and_reason():
     assert result == [SlotSet("handoff_to", None)]
 
 
-@pytest.mark.parametrize("target", ["billing", "helpdesk", None])
-def test_handoff_to_an_unknown_host_or_itself_is_refused(target):
-    events = [user("x", "trigger_handoff")]
+@pytest.mark.parametrize("target", ["billing", "computer help bot", "helpdesk", None])
+def test_handoff_to_an_unknown_host_or_itself_offers_the_other_hosts_instead(target):
+    events = [user("take me to the computer help bot", "trigger_handoff")]
     dispatcher, result = run(ActionHandoff(), tracker(events, {"handoff_to": target}))
-    assert [m["response"] for m in dispatcher.messages] == ["utter_no_handoff"]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_ask_handoff", None]
+    assert [b["title"] for b in dispatcher.messages[1]["buttons"]] == ["Financial Assistant", "Support team"]
     assert not any(m.get("custom") for m in dispatcher.messages)
     assert result == [SlotSet("handoff_to", None)]
 

@@ -1,37 +1,24 @@
 """The Helpdesk Assistant's form validators, actions and incident store, run with rasa-sdk's own classes."""
 import asyncio
 import importlib
-import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-import yaml
+import sqlalchemy
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-BOT = Path(__file__).resolve().parents[2] / "bots" / "helpdesk"
-DOMAIN: Dict[str, Any] = yaml.safe_load((BOT / "domain.yml").read_text())
+from handoff import sqlstore
+from tests.rasa_side.bots import BOTS, load_actions, load_domain
 
-
-def load_actions_package(name: str) -> Any:
-    """Import bots/helpdesk/actions as ``name``: every bot has a package called ``actions``."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, BOT / "actions" / "__init__.py", submodule_search_locations=[str(BOT / "actions")]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return sys.modules[name]
-
-
-load_actions_package("helpdesk_actions")
-incident = importlib.import_module("helpdesk_actions.incident")
-incidents_db = importlib.import_module("helpdesk_actions.incidents_db")
+BOT = BOTS / "helpdesk"
+DOMAIN = load_domain("helpdesk")
+ACTIONS = load_actions("helpdesk")
+incident = importlib.import_module(f"{ACTIONS}.incident")
+incidents_db = importlib.import_module(f"{ACTIONS}.incidents_db")
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +112,16 @@ def test_yes_without_a_previous_email_is_not_an_email():
         ("moderate", "medium"),
         ("minor issue", "low"),
         ('/inform{"priority":"medium"}', "medium"),
-        ("whenever you like", None),
+        ("not urgent", "low"),
+        ("it's not very urgent", "low"),
+        ("this isn't urgent at all", "low"),
+        ("no rush", "low"),
+        ("it can wait", "low"),
+        ("whenever you like", "low"),
+        ("not a priority", "low"),
+        ("non-urgent", "low"),
+        ("very urgent", "high"),
+        ("the sky is blue", None),
         ("", None),
     ],
 )
@@ -134,6 +130,13 @@ def test_priority_answers_map_to_three_levels(answer: str, priority: Optional[st
     result = incident.ValidateOpenIncidentForm().validate_priority(answer, dispatcher, tracker(), DOMAIN)
     assert result == {"priority": priority}
     assert responses(dispatcher) == ([] if priority else ["utter_no_priority"])
+
+
+def test_not_urgent_is_low_even_when_the_entity_read_urgent_as_high():
+    # NLU may tag "urgent" in "not urgent" and map it to high; the words typed decide.
+    state = tracker(text="it's not urgent really")
+    validator = incident.ValidateOpenIncidentForm()
+    assert validator.validate_priority("high", CollectingDispatcher(), state, DOMAIN) == {"priority": "low"}
 
 
 @pytest.mark.parametrize("slot", ["problem_description", "incident_title"])
@@ -171,34 +174,78 @@ def test_email_question_offers_the_previous_email_when_there_is_one(previous: Op
 # --- incident store ---------------------------------------------------------------------------
 
 
+def opened(title: str, conversation: str, email: str = "ana@example.com", priority: str = "low") -> Any:
+    """Store an incident with a throwaway description and return it."""
+    return incidents_db.create_incident(
+        email=email, priority=priority, title=title, description="d", conversation_id=conversation
+    )
+
+
 def test_store_creates_the_database_in_the_state_dir_on_first_use(state_dir: Path):
-    assert incidents_db.list_incidents("nobody@example.com") == []
+    assert incidents_db.list_incidents("nobody@example.com", "person-1") == []
     assert (state_dir / "helpdesk-incidents.sqlite").is_file()
 
 
-def test_store_numbers_incidents_and_lists_them_per_email_newest_first():
-    first = incidents_db.create_incident(
-        email="Ana@Example.com", priority="low", title="Slow wifi", description="wifi slow at noon"
-    )
-    incidents_db.create_incident(
-        email="bo@example.com", priority="high", title="No VPN", description="VPN down"
-    )
-    third = incidents_db.create_incident(
-        email="ana@example.com", priority="high", title="Password reset", description="locked out"
-    )
+def test_store_numbers_incidents_and_lists_them_per_email_and_conversation_newest_first():
+    first = opened("Slow wifi", "person-1", email="Ana@Example.com")
+    opened("No VPN", "person-1", email="bo@example.com", priority="high")
+    third = opened("Password reset", "person-1", priority="high")
+    opened("Elsewhere", "person-2")
 
     assert (first.number, third.number) == ("INC0000001", "INC0000003")
-    listed = incidents_db.list_incidents("ANA@example.com")
+    listed = incidents_db.list_incidents("ANA@example.com", "person-1")
     assert [i.number for i in listed] == ["INC0000003", "INC0000001"]
     assert listed[1] == first
     assert first.state == "new" and first.email == "ana@example.com"
+    assert [i.title for i in incidents_db.list_incidents("ana@example.com", "person-2")] == ["Elsewhere"]
+
+
+def test_an_incident_is_found_by_number_only_with_its_own_email():
+    incident = opened("Slow wifi", "person-1")
+    assert incidents_db.find_incident(incident.number, "ANA@example.com") == incident
+    assert incidents_db.find_incident(incident.number, "bo@example.com") is None
+    assert incidents_db.find_incident("INC0009999", "ana@example.com") is None
+
+
+@pytest.mark.parametrize(
+    "text, numbers",
+    [
+        ("status of INC0000042 please", ["INC0000042"]),
+        ("inc 42 and INC-0000007", ["INC0000042", "INC0000007"]),
+        ("INC0000042, again INC0000042", ["INC0000042"]),
+        ("my ticket from Monday", []),
+    ],
+)
+def test_incident_numbers_are_read_from_what_the_person_typed(text: str, numbers: List[str]):
+    assert incidents_db.find_numbers(text) == numbers
 
 
 def test_store_keeps_incidents_across_connections(state_dir: Path):
-    incidents_db.create_incident(email="ana@example.com", priority="medium", title="t", description="d")
+    opened("t", "c", priority="medium")
     with sqlite3.connect(str(state_dir / "helpdesk-incidents.sqlite")) as connection:
-        rows = connection.execute("SELECT number, email, priority, title, description, state FROM incidents")
-        assert rows.fetchall() == [("INC0000001", "ana@example.com", "medium", "t", "d", "new")]
+        rows = connection.execute(
+            "SELECT number, email, priority, title, description, state, conversation_id"
+            " FROM helpdesk_incidents"
+        )
+        assert rows.fetchall() == [("INC0000001", "ana@example.com", "medium", "t", "d", "new", "c")]
+
+
+def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_incidents(state_dir: Path):
+    # Build the database as version 1 of the schema left it.
+    engine = sqlstore._new_engine(sqlstore.database_url(incidents_db.DB_NAME))
+    sqlstore.migrate(engine, incidents_db.PREFIX, incidents_db.MIGRATIONS[:1])
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO helpdesk_incidents (number, email, priority, title, description, state, created_at)"
+            " VALUES ('INC0000001', 'ana@example.com', 'low', 'Old one', 'd', 'new',"
+            " '2024-05-01T10:00:00+00:00')"
+        ))
+    engine.dispose()
+
+    assert incidents_db.find_incident("INC0000001", "ana@example.com").title == "Old one"
+    with incidents_db.engine().connect() as connection:
+        assert sqlstore.schema_version(connection, incidents_db.PREFIX) == len(incidents_db.MIGRATIONS) == 2
+    assert opened("New one", "person-1").number == "INC0000002"
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -215,7 +262,7 @@ FILLED_FORM = {
 def test_open_incident_stores_it_tells_its_number_and_keeps_the_email_for_later():
     dispatcher, events = run(incident.ActionOpenIncident(), tracker(FILLED_FORM))
 
-    [stored] = incidents_db.list_incidents("ana@example.com")
+    [stored] = incidents_db.list_incidents("ana@example.com", "person-1")
     assert (stored.title, stored.priority, stored.description) == (
         "Password reset", "high", "the login page says my password expired"
     )
@@ -228,20 +275,66 @@ def test_open_incident_stores_it_tells_its_number_and_keeps_the_email_for_later(
 def test_cancelled_incident_is_not_stored():
     dispatcher, events = run(incident.ActionOpenIncident(), tracker({**FILLED_FORM, "confirm": False}))
     assert responses(dispatcher) == ["utter_incident_creation_canceled"]
-    assert incidents_db.list_incidents("ana@example.com") == []
+    assert incidents_db.list_incidents("ana@example.com", "person-1") == []
     assert SlotSet("email", None) in events
 
 
-def test_status_lists_the_emails_incidents():
-    incidents_db.create_incident(email="ana@example.com", priority="low", title="Slow wifi", description="d")
-    incidents_db.create_incident(email="bo@example.com", priority="low", title="Not mine", description="d")
+def status_request(text: str) -> List[Dict[str, Any]]:
+    """Return the events of a status request typed as ``text``, then an email typed in answer."""
+    return [
+        {"event": "user", "text": text, "parse_data": {"intent": {"name": "incident_status"}}},
+        {"event": "user", "text": "ana@example.com", "parse_data": {"intent": {"name": "inform"}}},
+    ]
 
-    dispatcher, events = run(incident.ActionCheckIncidentStatus(), tracker({"email": "ana@example.com"}))
+
+def summaries(dispatcher: CollectingDispatcher) -> List[Tuple[str, str]]:
+    shown = [m for m in dispatcher.messages if m["response"] == "utter_incident_summary"]
+    return [(m["number"], m["title"]) for m in shown]
+
+
+def test_status_lists_the_incidents_this_conversation_opened_for_the_email():
+    opened("Slow wifi", "person-1")
+    opened("Not mine", "person-1", email="bo@example.com")
+
+    state = tracker({"email": "ana@example.com"}, events=status_request("any news on my ticket?"))
+    dispatcher, events = run(incident.ActionCheckIncidentStatus(), state)
 
     assert responses(dispatcher) == ["utter_incidents_found", "utter_incident_summary"]
     summary = dispatcher.messages[1]
     assert (summary["number"], summary["title"], summary["state"]) == ("INC0000001", "Slow wifi", "new")
     assert events == [SlotSet("email", None), SlotSet("previous_email", "ana@example.com")]
+
+
+def test_status_never_lists_another_conversations_incidents_for_a_typed_email():
+    opened("Private title", "ana")
+
+    slots = {**tracker().slots, "email": "ana@example.com"}
+    state = Tracker("someone-else", slots, {}, [], False, None, {}, "")
+    dispatcher, _ = run(incident.ActionCheckIncidentStatus(), state)
+
+    assert responses(dispatcher) == ["utter_no_incidents"]
+    assert "Private title" not in str(dispatcher.messages)
+
+
+def test_status_shows_an_incident_from_elsewhere_when_its_number_and_email_are_given():
+    earlier = opened("Slow wifi", "earlier")
+
+    state = tracker({"email": "ana@example.com"}, events=status_request(f"status of {earlier.number}?"))
+    dispatcher, _ = run(incident.ActionCheckIncidentStatus(), state)
+
+    assert responses(dispatcher) == ["utter_incidents_found", "utter_incident_summary"]
+    assert summaries(dispatcher) == [(earlier.number, "Slow wifi")]
+
+
+def test_status_with_a_number_under_another_email_shows_nothing_of_it():
+    bos = opened("Bo's laptop", "bo", email="bo@example.com")
+
+    state = tracker({"email": "ana@example.com"}, events=status_request(f"what about {bos.number}"))
+    dispatcher, _ = run(incident.ActionCheckIncidentStatus(), state)
+
+    assert responses(dispatcher) == ["utter_incident_not_found", "utter_no_incidents"]
+    assert dispatcher.messages[0]["number"] == bos.number
+    assert "Bo's laptop" not in str(dispatcher.messages)
 
 
 def test_status_without_incidents_says_so():
@@ -256,7 +349,7 @@ def test_every_response_the_actions_send_is_in_the_domain():
     used = {
         "utter_no_email", "utter_no_priority", "utter_ask_email", "utter_ask_use_previous_email",
         "utter_incident_created", "utter_incident_creation_canceled", "utter_incidents_found",
-        "utter_incident_summary", "utter_no_incidents",
+        "utter_incident_summary", "utter_no_incidents", "utter_incident_not_found",
     }
     source = (BOT / "actions" / "incident.py").read_text()
     assert all(f'"{name}"' in source for name in used)

@@ -16,6 +16,11 @@ NEXT_FORM = "next_form_name"
 PREVIOUS_FORM = "previous_form_name"
 STASH = "form_stash"
 TIME_FORMATTED = "time_formatted"
+REQUESTED_SLOT = "requested_slot"
+ASK = "action_switch_forms_ask"
+BACK_ASK = "action_switch_back_ask"
+# Steps of the bot that are not a reply to anything the person said.
+SILENT_ACTIONS = {"action_listen", "action_extract_slots", "action_session_start"}
 
 CC_FORM = "cc_payment_form"
 TRANSFER_FORM = "transfer_money_form"
@@ -37,6 +42,36 @@ def today() -> datetime.date:
 def form_slots(domain: DomainDict, form: Text) -> List[Text]:
     """Return the required slots of ``form`` as the domain declares them."""
     return list(domain.get("forms", {}).get(form, {}).get("required_slots", []))
+
+
+def kept_slots(domain: DomainDict, form: Text) -> List[Text]:
+    """Return the slots holding ``form``'s answers: kept while it waits, emptied when it ends.
+
+    The "carry on?" and "confirm?" answers are not kept: a task that comes back
+    was just chosen again, and its confirmation is always asked afresh.
+    """
+    slots = [slot for slot in form_slots(domain, form) if slot not in (CONTINUE_SLOT, CONFIRM_SLOT)]
+    slots.append(TIME_FORMATTED)
+    if form == SEARCH_FORM:
+        # Optional: never asked, only taken from the request.
+        slots.append("vendor_name")
+    return slots
+
+
+def latest_intent(tracker: Tracker) -> Optional[Text]:
+    """Return the intent of the person's latest message, button payloads included."""
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def latest_bot_action(tracker: Tracker) -> Optional[Text]:
+    """Return the last thing the bot did before the person's latest message (a form, an utterance...)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_user = True
+        elif seen_user and event.get("event") == "action" and event.get("name") not in SILENT_ACTIONS:
+            return event.get("name")
+    return None
 
 
 def best_match(text: Text, choices: Dict[Text, Text], cutoff: float = 0.75) -> Optional[Text]:
@@ -70,23 +105,65 @@ def best_match(text: Text, choices: Dict[Text, Text], cutoff: float = 0.75) -> O
 def finish_form(tracker: Tracker, domain: DomainDict, form: Text) -> List[EventType]:
     """Return the events that empty ``form`` after its task is done or cancelled.
 
-    The switch slots are cleared only when they point at this form: if the
-    person switched here from another task, that task stays pending.
+    ``previous_form_name`` stays: the rules read it right after the task's
+    action to offer going back to a task left waiting.
     """
-    events: List[EventType] = [SlotSet(slot, None) for slot in form_slots(domain, form)]
-    events.append(SlotSet(TIME_FORMATTED, None))
-    for slot in (NEXT_FORM, PREVIOUS_FORM):
-        if tracker.get_slot(slot) == form:
-            events.append(SlotSet(slot, None))
+    return [SlotSet(slot, None) for slot in kept_slots(domain, form) + [CONTINUE_SLOT, CONFIRM_SLOT]]
+
+
+def read_stash(tracker: Tracker) -> Dict[Text, Any]:
+    """Return the stash as ``{"waiting": [task, ...], "offered": task or None}``; a task is {form, slots}."""
+    stash = tracker.get_slot(STASH)
+    if not isinstance(stash, dict):
+        return {"waiting": [], "offered": None}
+    waiting = [task for task in stash.get("waiting") or [] if isinstance(task, dict) and task.get("form")]
+    offered = stash.get("offered") if isinstance(stash.get("offered"), dict) else None
+    return {"waiting": waiting, "offered": offered}
+
+
+def resume_events(tracker: Tracker, domain: DomainDict, form: Text) -> List[EventType]:
+    """Return the events that bring back ``form``'s answers if the person just agreed to go back to it.
+
+    Called by the form's validation action: the form runs because the person said
+    yes to ``action_switch_back_ask``, so its answers come back and it asks its
+    next open question; a task still waiting below becomes the next one offered.
+    """
+    stash = read_stash(tracker)
+    offered = stash["offered"]
+    if (
+        offered is None
+        or offered.get("form") != form
+        or latest_bot_action(tracker) != BACK_ASK
+        or latest_intent(tracker) != "affirm"
+    ):
+        return []
+    events: List[EventType] = [SlotSet(slot, value) for slot, value in (offered.get("slots") or {}).items()]
+    waiting = stash["waiting"]
+    events += [
+        SlotSet(CONTINUE_SLOT, True),
+        SlotSet(PREVIOUS_FORM, waiting[-1]["form"] if waiting else None),
+        SlotSet(STASH, {"waiting": waiting, "offered": None}),
+    ]
     return events
 
 
 class TaskFormValidation(FormValidationAction, ABC):
-    """Validation shared by the three task forms: a "no" to resuming ends the form."""
+    """Validation shared by the three task forms: resuming after a switch, and a "no" to it."""
 
     @abstractmethod
     def name(self) -> Text:
         """Return ``validate_<form name>``."""
+
+    def form_name(self) -> Text:
+        return self.name()[len("validate_"):]
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        restored = resume_events(tracker, domain, self.form_name())
+        # Into the slots but not the events: these answers were validated when given.
+        tracker.slots.update({event["name"]: event["value"] for event in restored})
+        return restored + await super().run(dispatcher, tracker, domain)
 
     async def required_slots(
         self,

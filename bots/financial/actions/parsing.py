@@ -1,7 +1,8 @@
 """Understand amounts, dates and periods typed in words, without Duckling.
 
-Amounts go through price-parser (digits, currency signs, thousands commas) with a
-small number-word reader in front of it for "fifty dollars". Dates go through
+Amounts: text2num turns number words into digits ("twelve fifty" -> "12 50"),
+a few patterns read spoken prices, cents and scales, and price-parser reads
+the rest (currency signs, thousands commas). Dates go through
 dateparser; periods ("last month", "in January 2019") are read here first,
 because dateparser returns one day where a search needs a range.
 Every function returns None when the text can't be understood, so callers
@@ -15,6 +16,7 @@ from typing import List, Optional, Text, Tuple
 
 import dateparser
 from price_parser import Price
+from text_to_num import alpha2digit
 
 # Card payments may name an amount by what is owed instead of a number.
 MINIMUM = "minimum"
@@ -31,68 +33,83 @@ _FULL_WORDS = re.compile(
 _NEGATIVE = re.compile(r"(^|[\s$(])-\s*\$?\s*\d|\bminus\b|\bnegative\b", re.IGNORECASE)
 _HAS_DIGIT = re.compile(r"\d")
 
-_UNITS = {
-    "zero": 0, "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
-    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
-    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+_CURRENCY = r"(?:dollars?|bucks|usd)"
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+# After number words became digits: "1.5 1000000" (1.5 million), "2 and a half 1000".
+_SCALED = re.compile(
+    r"(?:(?P<whole>{n})(?P<half>\s+and\s+a\s+half)?|(?P<only_half>half(?:\s+an?)?))"
+    r"(?:\s+(?P<scale>1000|1000000|1000000000)|\s*(?P<word>k|grand|thousand|million|billion))\b".format(n=_NUMBER)
+)
+# "12 dollars 50", "12 dollars and 50 cents".
+_DOLLARS_AND_CENTS = re.compile(
+    r"(?P<dollars>{n})\s*{c}\s*(?:and\s+)?(?P<cents>\d{{1,2}})\b(?:\s*cents?\b)?".format(
+        n=_NUMBER, c=_CURRENCY
+    )
+)
+# "12 50" said for twelve fifty: dollars then cents, as prices are spoken.
+_SPOKEN_PRICE = re.compile(r"^\D*?(?<![\d.,])(?P<dollars>\d{1,2})\s+(?P<cents>\d{2})(?![\d.,])\D*$")
+_CENTS_ONLY = re.compile(r"^\D*?(?<![\d.,])(?P<cents>\d{1,3})\s*(?:cents?|c)\b\D*$")
+_SCALE_VALUES = {
+    "1000": 1000, "k": 1000, "grand": 1000, "thousand": 1000,
+    "1000000": 1000000, "million": 1000000, "1000000000": 1000000000, "billion": 1000000000,
 }
-_SCALES = {"hundred": 100, "thousand": 1000, "grand": 1000}
-_CURRENCY_WORDS = re.compile(r"\b(?:dollars?|bucks|usd)\b")
 
 
-def _word_number(text: Text) -> Optional[int]:
-    """Return the whole number spelled in ``text`` ("two hundred and five"), or None.
+def words_to_digits(text: Text) -> Text:
+    """Return ``text`` lower-cased with spelled numbers as digits ("twelve fifty" -> "12 50").
 
-    Words that are not numbers ("send", "about") are skipped; "a" counts as one
-    only before a scale ("a hundred"), so "a lot" is not a number.
+    The number words are read by text2num; "a hundred" keeps its article as "a 100".
     """
-    tokens = re.findall(r"[a-z]+", text.lower())
-    total = current = 0
-    seen = False
-    for index, token in enumerate(tokens):
-        following = tokens[index + 1] if index + 1 < len(tokens) else ""
-        if token in ("a", "an"):
-            if following in _SCALES:
-                current, seen = 1, True
-        elif token in _UNITS:
-            current, seen = current + _UNITS[token], True
-        elif token == "hundred":
-            current, seen = (current or 1) * 100, True
-        elif token in _SCALES:
-            total, current, seen = total + (current or 1) * _SCALES[token], 0, True
-    return total + current if seen else None
+    converted = alpha2digit(text.lower().replace("\u2019", "'"), "en", threshold=0)
+    # "a 100", "an 800": the article is the number one, not a word to keep.
+    return re.sub(r"\b(?:a|an|one)\s+(?=\d)", "", converted)
 
 
-def _words_to_number(text: Text) -> Optional[Decimal]:
-    """Return the amount spelled in words ("fifty dollars and ten cents"), or None."""
-    parts = _CURRENCY_WORDS.split(text.lower(), maxsplit=1)
-    dollars = _word_number(parts[0])
-    cents_text = parts[1] if len(parts) > 1 else ""
-    cents = _word_number(cents_text) if re.search(r"\bcents?\b", cents_text) else None
-    if dollars is None:
+def _to_decimal(digits: Text) -> Optional[Decimal]:
+    try:
+        return Decimal(digits.replace(",", ""))
+    except InvalidOperation:
         return None
-    return Decimal(dollars) + (Decimal(cents) / 100 if cents else 0)
+
+
+def _read_amount(text: Text) -> Optional[Decimal]:
+    """Return the amount in ``text`` after number words became digits, or None."""
+    scaled = _SCALED.search(text)
+    if scaled:
+        if scaled.group("only_half"):
+            base: Optional[Decimal] = Decimal("0.5")
+        else:
+            base = _to_decimal(scaled.group("whole"))
+            if base is not None and scaled.group("half"):
+                base += Decimal("0.5")
+        scale = _SCALE_VALUES[scaled.group("scale") or scaled.group("word")]
+        return base * scale if base is not None else None
+    pair = _DOLLARS_AND_CENTS.search(text)
+    if pair:
+        dollars = _to_decimal(pair.group("dollars"))
+        return dollars + Decimal(pair.group("cents")) / 100 if dollars is not None else None
+    spoken = _SPOKEN_PRICE.match(text)
+    if spoken and not re.search(r"\d\s*(?:dollars?|bucks|usd)\s*$", text):
+        return Decimal(spoken.group("dollars")) + Decimal(spoken.group("cents")) / 100
+    cents = _CENTS_ONLY.match(text)
+    if cents:
+        return Decimal(cents.group("cents")) / 100
+    if not _HAS_DIGIT.search(text):
+        return None
+    return Price.fromstring(text, decimal_separator=".").amount
 
 
 def parse_amount(text: Text) -> Optional[Decimal]:
-    """Return the positive amount of money in ``text`` ("$50", "fifty dollars"), or None.
+    """Return the positive amount of money in ``text`` ("$50", "twelve fifty", "one point five"), or None.
 
-    Negative amounts, zero and text without any number ("a lot") give None.
+    Spoken prices read as dollars and cents ("three fifty" is 3.50), "50 cents"
+    is 0.50, and "one million dollars" is 1000000. Negative amounts, zero and text
+    without a number ("a lot") give None, so the form asks again.
     """
     text = (text or "").strip()
     if not text or _NEGATIVE.search(text):
         return None
-    if _HAS_DIGIT.search(text):
-        # "50k" and "2 grand" are how people write thousands.
-        scaled = re.search(r"(\d+(?:\.\d+)?)\s*(k|grand|thousand)\b", text, re.IGNORECASE)
-        if scaled:
-            amount: Optional[Decimal] = Decimal(scaled.group(1)) * 1000
-        else:
-            amount = Price.fromstring(text, decimal_separator=".").amount
-    else:
-        amount = _words_to_number(text)
+    amount = _read_amount(words_to_digits(text))
     if amount is None:
         return None
     try:
@@ -211,9 +228,11 @@ def _relative_period(text: Text, today: datetime.date) -> Optional[Period]:
         return datetime.date(today.year - 1, 1, 1), datetime.date(today.year - 1, 12, 31)
     if re.fullmatch(r"(this|current) year|year to date|so far this year", text):
         return datetime.date(today.year, 1, 1), today
-    match = re.fullmatch(r"(?:the )?(?:last|past|previous) (\d+|\w+) (day|week|month)s?", text)
+    match = re.fullmatch(
+        r"(?:the )?(?:last|past|previous) (\d+|\w+) (day|week|month)s?", words_to_digits(text)
+    )
     if match:
-        count = int(match.group(1)) if match.group(1).isdigit() else _UNITS.get(match.group(1))
+        count = int(match.group(1)) if match.group(1).isdigit() else None
         if not count:
             return None
         days = {"day": 1, "week": 7, "month": 30}[match.group(2)] * count

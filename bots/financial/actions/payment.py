@@ -1,4 +1,5 @@
-"""Pay off a credit card from the bank account: validate the form's answers and pay."""
+"""Pay off a credit card from the bank account: validate the form's answers, then pay or schedule."""
+import datetime
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -107,7 +108,7 @@ class ValidateCcPaymentForm(TaskFormValidation):
 
 
 class ActionPayCc(Action):
-    """Pay the card the form collected, or cancel if the person said no."""
+    """Pay the card the form collected, schedule it for a later day, or cancel if the person said no."""
 
     def name(self) -> Text:
         return "action_pay_cc"
@@ -117,21 +118,40 @@ class ActionPayCc(Action):
     ) -> List[EventType]:
         amount = amount_from_slot(tracker.get_slot("amount-of-money"))
         card = match_card(tracker.get_slot("credit_card"))
-        paid = None
-        if tracker.get_slot(CONFIRM_SLOT) is True and amount is not None and card:
-            with profiles.connect() as db:
-                try:
-                    paid = profiles.pay_card(db, tracker.sender_id, card, amount, today())
-                    bank = profiles.get_account(db, tracker.sender_id, profiles.BANK).balance
-                except ValueError:
-                    # The bank balance changed since the form checked it.
-                    paid = None
+        day = _day_from_slot(tracker.get_slot("time"))
+        events = finish_form(tracker, domain, CC_FORM)
+        if tracker.get_slot(CONFIRM_SLOT) is not True or amount is None or card is None or day is None:
+            dispatcher.utter_message(response="utter_cc_payment_canceled")
+            return events
+        now = today()
+        with profiles.connect() as db:
+            if day > now:
+                # Money moves on the day: until then both balances stay as they are.
+                profiles.schedule_card_payment(db, tracker.sender_id, card, amount, day)
+                dispatcher.utter_message(
+                    response="utter_cc_payment_scheduled",
+                    amount=format_amount(amount), card=card.title(), day=describe_date(day),
+                )
+                return events
+            try:
+                paid = profiles.pay_card(db, tracker.sender_id, card, amount, now)
+                bank = profiles.get_account(db, tracker.sender_id, profiles.BANK).balance
+            except ValueError:
+                # The bank balance changed since the form checked it.
+                paid = None
         if paid is None:
             dispatcher.utter_message(response="utter_cc_payment_canceled")
         else:
             dispatcher.utter_message(
                 response="utter_cc_payment_complete",
-                amount=format_amount(amount), card=card, day=tracker.get_slot(TIME_FORMATTED),
+                amount=format_amount(amount), card=card.title(),
                 owed=format_amount(paid.balance), bank=format_amount(bank),
             )
-        return finish_form(tracker, domain, CC_FORM)
+        return events
+
+
+def _day_from_slot(value: Optional[Text]) -> Optional[datetime.date]:
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        return None

@@ -3,7 +3,7 @@ import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -117,7 +117,7 @@ class ActionTransactionSearch(Action):
         party = tracker.get_slot("vendor_name")
         if tracker.get_slot(CONFIRM_SLOT) is not True or period is None or kind is None:
             dispatcher.utter_message(response="utter_search_canceled")
-            return finish_form(tracker, domain, SEARCH_FORM) + [SlotSet("vendor_name", None)]
+            return finish_form(tracker, domain, SEARCH_FORM)
         with profiles.connect() as db:
             total, count = profiles.search_transactions(
                 db, tracker.sender_id, kind, period[0], period[1], party
@@ -127,5 +127,5 @@ class ActionTransactionSearch(Action):
             response=response, total=format_amount(total), count=count,
             vendor=(party or "").title(), period=describe_period(period),
         )
-        return finish_form(tracker, domain, SEARCH_FORM) + [SlotSet("vendor_name", None)]
+        return finish_form(tracker, domain, SEARCH_FORM)
 

@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from .incidents_db import create_incident, list_incidents
+from .incidents_db import create_incident, find_incident, find_numbers, list_incidents
 
 FORM_SLOTS = ("email", "priority", "problem_description", "incident_title", "confirm")
 
@@ -35,9 +35,20 @@ def find_email(text: Text) -> Optional[Text]:
     return match.group(0).lower()
 
 
+# "Not urgent" is low, not high: a negated or relaxed wording wins over the word it negates.
+LOW_PRIORITY_PHRASES = re.compile(
+    r"\b(?:no (?:rush|hurry)|(?:it )?can wait|whenever|not (?:a |the )?(?:top )?priority|"
+    r"(?:not|isn'?t|is not|nothing)(?: (?:very|that|so|really|too|super|terribly|particularly|at all))?"
+    r" (?:urgent|important|critical|pressing|serious|high)|non[- ]?urgent)\b"
+)
+
+
 def find_priority(text: Text) -> Optional[Text]:
     """Return low, medium or high if ``text`` names a priority, else None."""
-    for word in re.findall(r"[a-z]+", text.lower()):
+    text = text.lower().replace("\u2019", "'")
+    if LOW_PRIORITY_PHRASES.search(text):
+        return "low"
+    for word in re.findall(r"[a-z]+", text):
         if word in PRIORITY_WORDS:
             return PRIORITY_WORDS[word]
     return None
@@ -91,7 +102,9 @@ class ValidateOpenIncidentForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        priority = find_priority(str(slot_value or ""))
+        # The words typed decide, so "not urgent" can't become high through the entity "urgent".
+        said = str(tracker.latest_message.get("text") or "")
+        priority = find_priority(said) or find_priority(str(slot_value or ""))
         if priority is None:
             dispatcher.utter_message(response="utter_no_priority")
         return {"priority": priority}
@@ -163,6 +176,7 @@ class ActionOpenIncident(Action):
                 priority=tracker.get_slot("priority"),
                 title=tracker.get_slot("incident_title"),
                 description=tracker.get_slot("problem_description"),
+                conversation_id=tracker.sender_id,
             )
             # The response fills the rest from the slots, which are still set here.
             dispatcher.utter_message(response="utter_incident_created", incident_number=incident.number)
@@ -174,7 +188,11 @@ class ActionOpenIncident(Action):
 
 
 class ActionCheckIncidentStatus(Action):
-    """List the incidents stored for the email the status form collected."""
+    """Report the incidents the person may see: opened in this conversation, or quoted by number.
+
+    An email alone never shows another conversation's incidents: anyone can type
+    an address, but only the person who opened an incident was told its number.
+    """
 
     def name(self) -> Text:
         return "action_check_incident_status"
@@ -182,13 +200,19 @@ class ActionCheckIncidentStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[EventType]:
-        email = tracker.get_slot("email")
-        incidents = list_incidents(email or "")
-        if not incidents:
+        email = tracker.get_slot("email") or ""
+        shown = list_incidents(email, tracker.sender_id)
+        for number in quoted_numbers(tracker):
+            incident = find_incident(number, email)
+            if incident is None:
+                dispatcher.utter_message(response="utter_incident_not_found", number=number)
+            elif incident.number not in {known.number for known in shown}:
+                shown.append(incident)
+        if not shown:
             dispatcher.utter_message(response="utter_no_incidents")
         else:
             dispatcher.utter_message(response="utter_incidents_found")
-        for incident in incidents:
+        for incident in shown:
             dispatcher.utter_message(
                 response="utter_incident_summary",
                 number=incident.number,
@@ -197,4 +221,16 @@ class ActionCheckIncidentStatus(Action):
                 priority=incident.priority,
                 created=incident.created_at[:10],
             )
-        return [SlotSet("email", None), SlotSet("previous_email", email)]
+        return [SlotSet("email", None), SlotSet("previous_email", email or None)]
+
+
+def quoted_numbers(tracker: Tracker) -> List[Text]:
+    """Return the incident numbers the person typed since asking for a status."""
+    texts: List[Text] = []
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        texts.append(event.get("text") or "")
+        if (event.get("parse_data") or {}).get("intent", {}).get("name") == "incident_status":
+            break
+    return find_numbers(" ".join(reversed(texts)))
