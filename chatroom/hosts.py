@@ -5,7 +5,9 @@ and otherwise just passes their messages on (``send``).
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 from typing import Any, Protocol
 
 import requests
@@ -20,6 +22,8 @@ from .a2a_client import A2AClient, A2AHostError
 from .web import http_session
 
 logger = logging.getLogger(__name__)
+# Counts this worker's turns to Rasa hosts, to take their replicas in turn.
+_turns = itertools.count()
 
 
 class HostUnavailable(Exception):
@@ -44,16 +48,36 @@ class RasaHost:
     def send(
         self, conversation_id: str, text: str, timeout: float, metadata: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        """Send one message and return the host's replies."""
-        url = f"{self.host.url}/webhooks/rest/webhook"
+        """Send one message to one of the host's replicas and return its replies.
+
+        Turns go round the replicas (they share the bot's tracker and lock
+        stores); one that refuses the connection got nothing, so the next is tried.
+        """
         body: dict[str, Any] = {"sender": conversation_id, "message": text}
         if metadata:
             body["metadata"] = metadata
-        try:
-            # requests would follow a 307 or 308 with the same body: the person's text, elsewhere.
-            response = self.http.post(url, json=body, timeout=timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
+        replicas = self.host.replica_urls
+        first = next(_turns) % len(replicas)
+        deadline = time.monotonic() + timeout
+        for replica in replicas[first:] + replicas[:first]:
+            url = f"{replica}/webhooks/rest/webhook"
+            try:
+                # requests would follow a 307 or 308 with the same body: the person's text, elsewhere.
+                response = self.http.post(
+                    url, json=body, timeout=max(0.05, deadline - time.monotonic()), allow_redirects=False
+                )
+            except requests.ConnectionError as exc:
+                if isinstance(exc, requests.ConnectTimeout) or time.monotonic() >= deadline:
+                    raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
+                logger.warning("host=%s: %s refused to connect; trying another", self.host.id, replica)
+                continue
+            except requests.RequestException as exc:
+                raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
+            logger.info("conversation=%s turn served by %s", conversation_id, replica)
+            return self.read_replies(url, response)
+        raise HostUnavailable(f"{self.host.id}: no replica answered")
+
+    def read_replies(self, url: str, response: requests.Response) -> list[dict[str, Any]]:
         if response.is_redirect:
             raise HostUnavailable(
                 f"{self.host.id} at {url}: answered HTTP {response.status_code}, a redirect, which is never "
