@@ -88,7 +88,7 @@ def number(value: float) -> str:
     """Return a figure with as many decimals as its size calls for."""
     if value != value:
         return "n/a"
-    if value == int(value) and abs(value) >= 10:
+    if value == int(value):
         return f"{int(value):,}"
     size = abs(value)
     return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
@@ -100,7 +100,7 @@ def spread(values: list[float]) -> str:
     if not known:
         return "n/a"
     middle = number(statistics.median(known))
-    if len(known) == 1:
+    if min(known) == max(known):
         return middle
     return f"{middle} ({number(min(known))}–{number(max(known))})"
 

@@ -14,6 +14,7 @@ def test_percentile_takes_the_nearest_rank():
 def test_spread_shows_the_median_and_the_range_of_the_runs():
     assert spread([12.0, 10.0, 30.0]) == "12 (10–30)"
     assert spread([0.5]) == "0.50"
+    assert spread([0.0, 0.0]) == "0"
     assert spread([float("nan")]) == "n/a"
 
 
