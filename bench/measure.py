@@ -321,11 +321,15 @@ def command_line(pid: int) -> list[str]:
 
 
 def processes_running(root_pid: int, module: str) -> list[int]:
-    """Return the processes under ``root_pid`` started as ``python -m <module>``, and their children."""
+    """Return the processes under ``root_pid`` running ``module``, and their children.
+
+    Both ``python -m <module>`` and gevent's runner (``-m gevent.monkey --module <module>``) count.
+    """
     found: list[int] = []
     for pid in descendants(root_pid):
         arguments = command_line(pid)
-        if any(a == "-m" and b == module for a, b in zip(arguments, arguments[1:])) and pid not in found:
+        pairs = zip(arguments, arguments[1:])
+        if any(a in ("-m", "--module") and b == module for a, b in pairs) and pid not in found:
             found.extend(member for member in descendants(pid) if member not in found)
     return found
 
