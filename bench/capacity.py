@@ -19,11 +19,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from bench.load import BUSY, UNAVAILABLE, Talker, script
+from bench.load import BUSY, SCRIPT_TURNS, UNAVAILABLE, Talker, script, warm_up
 from bench.measure import Figures, add_arguments, compare, number, percentile
 from tests.stack import Stack
 
-TURNS_PER_PERSON = 10
 REFUSED_SHARE = 0.01
 MAX_IN_FLIGHT = 600
 
@@ -64,7 +63,7 @@ class Crowd:
         with self.lock:
             if self.free:
                 return self.free.popleft()
-        talker = Talker(self.stack.person(), script(self.stack, TURNS_PER_PERSON))
+        talker = Talker(self.stack.person(), script(self.stack, SCRIPT_TURNS))
         talker.person.start()
         return talker
 
@@ -148,7 +147,7 @@ def main() -> None:
     print(f"open-loop steps from {number(args.start)} turns/s, x{args.factor} each, "
           f"{number(args.seconds)} s each, until p99 > {number(args.limit_ms)} ms "
           f"or > {REFUSED_SHARE:.0%} refused; {args.runs} run(s)")
-    compare(args, lambda stack, _run: ramp(stack, args))
+    compare(args, lambda stack, _run: ramp(stack, args), warm_up=warm_up)
 
 
 if __name__ == "__main__":

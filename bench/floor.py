@@ -98,7 +98,8 @@ def main() -> None:
     add_arguments(parser)
     args = parser.parse_args()
     with stub_host() as url:
-        compare(args, lambda stack, _run: measure(stack, args.messages), config=lambda: config_for(url))
+        compare(args, lambda stack, _run: measure(stack, args.messages), config=lambda: config_for(url),
+                warm_up=lambda stack: measure(stack, 10))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--handoffs", type=int, default=50, help="handoffs per path and run (default 50)")
     add_arguments(parser)
     args = parser.parse_args()
-    compare(args, lambda stack, _run: measure(stack, args.handoffs))
+    compare(args, lambda stack, _run: measure(stack, args.handoffs), warm_up=lambda stack: measure(stack, 2))
 
 
 if __name__ == "__main__":

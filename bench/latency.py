@@ -55,7 +55,8 @@ def main() -> None:
                         help=f"fresh conversations per path and run, {len(TEXTS)} messages each (default 40)")
     add_arguments(parser)
     args = parser.parse_args()
-    compare(args, lambda stack, _run: measure(stack, args.conversations))
+    compare(args, lambda stack, _run: measure(stack, args.conversations),
+            warm_up=lambda stack: measure(stack, 2))
 
 
 if __name__ == "__main__":

@@ -258,24 +258,33 @@ def show_run(name: str, run: int, figures: Figures) -> None:
 def compare(
     args: argparse.Namespace, measure: Measure, *, config: Callable[[], dict] | None = None,
     env: dict[str, str] | None = None, fresh_stack: bool = False,
+    warm_up: Callable[[Stack], object] | None = None,
 ) -> dict[str, list[Figures]]:
     """Measure ``args.runs`` times per tree, alternating trees; print each run and the summary table.
 
     With ``fresh_stack`` every run starts its own stack (for benches that leave
-    state behind); otherwise each tree's stack serves all its runs.
+    state behind); otherwise each tree's stack serves all its runs. ``warm_up``
+    is given each new stack first, so no run pays for first calls and lazy loads.
     """
+    @contextmanager
+    def started(tree: Tree) -> Iterator[Stack]:
+        with serving(tree, config() if config else None, env) as stack:
+            if warm_up is not None:
+                warm_up(stack)
+            yield stack
+
     results: dict[str, list[Figures]] = {}
     with trees(args.ref) as found, ExitStack() as running:
         results = {tree.name: [] for tree in found}
         stacks = {}
         if not fresh_stack:
             for tree in found:
-                stacks[tree.name] = running.enter_context(serving(tree, config() if config else None, env))
+                stacks[tree.name] = running.enter_context(started(tree))
         for run in range(1, args.runs + 1):
             # Alternate who goes first, so neither tree always meets a warmer or busier machine.
             for tree in found if run % 2 else list(reversed(found)):
                 if fresh_stack:
-                    with serving(tree, config() if config else None, env) as stack:
+                    with started(tree) as stack:
                         figures = measure(stack, run)
                 else:
                     figures = measure(stacks[tree.name], run)
