@@ -1,13 +1,16 @@
 """Capacity: the turns per second the stack serves before a turn's p99 passes 1 s.
 
-Run: .venv/bin/python -m bench.capacity [--start 2] [--factor 1.25] [--seconds 20] [--runs 3] [--ref REF]
+Run: .venv/bin/python -m bench.capacity [--start 2] [--factor 1.25] [--seconds 20] [--turns 100]
+                                        [--runs 3] [--ref REF]
 Open-loop: turns arrive at a fixed rate whatever the stack's pace, each taken
-by a person who is not mid-turn (a new one when nobody is free), working through
-bench/load.py's ten-turn script with its handoff and back. A turn's time runs
-from when it was due, so a queue in the bench is counted too. The rate grows by
+by a person who is not mid-turn (a new one when nobody is free; starting their
+conversation counts in that turn), working through bench/load.py's ten-turn
+script with its handoff and back. A turn's time runs from when it was due, so a
+queue in the bench is counted too. The rate grows by
 --factor each step until a step's p99 passes --limit-ms or more than 1% of its
 turns are refused as busy or answered "unavailable"; capacity is the achieved
-rate of the last step within both. Each step lasts --seconds and ends when its
+rate of the last step within both. Each step offers at least --turns turns
+(so p99 is not just the slowest one) over at least --seconds, and ends when its
 last turn has been answered.
 """
 from __future__ import annotations
@@ -94,10 +97,9 @@ def turn(crowd: Crowd, step: Step, due: float, lock: threading.Lock) -> None:
     crowd.give_back(talker)
 
 
-def offer(crowd: Crowd, pool: ThreadPoolExecutor, rate: float, seconds: float) -> tuple[Step, float, int]:
-    """Offer turns at ``rate`` for ``seconds``; return the step, when it started and how many were due."""
+def offer(crowd: Crowd, pool: ThreadPoolExecutor, rate: float, due_count: int) -> tuple[Step, float]:
+    """Offer ``due_count`` turns at ``rate``; return the step and when it started."""
     step, lock = Step(rate), threading.Lock()
-    due_count = max(1, round(rate * seconds))
     started = time.perf_counter()
     futures = []
     for k in range(due_count):
@@ -107,7 +109,7 @@ def offer(crowd: Crowd, pool: ThreadPoolExecutor, rate: float, seconds: float) -
             time.sleep(pause)
         futures.append(pool.submit(turn, crowd, step, due, lock))
     wait(futures)
-    return step, started, due_count
+    return step, started
 
 
 def ramp(stack: Stack, args: argparse.Namespace) -> Figures:
@@ -117,13 +119,15 @@ def ramp(stack: Stack, args: argparse.Namespace) -> Figures:
     rows = ["| offered turns/s | achieved turns/s | p50 ms | p99 ms | busy | unavailable | failed |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     print("\n".join(rows), flush=True)
-    capacity = p99_at_capacity = 0.0
+    # Unknown until a step is within the limit: the first may already be past it.
+    capacity = p99_at_capacity = float("nan")
     rate = args.start
     with ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT) as pool:
         while rate <= args.max_rate:
-            step, started, due = offer(crowd, pool, rate, args.seconds)
+            due = max(args.turns, round(rate * args.seconds))
+            step, started = offer(crowd, pool, rate, due)
             ms = [t * 1000 for t in step.times] or [float("nan")]
-            achieved = step.achieved(started, args.seconds)
+            achieved = step.achieved(started, due / rate)
             cells = [rate, achieved, percentile(ms, 0.5), percentile(ms, 0.99)]
             counts = [step.busy, step.unavailable, step.failed]
             rows.append("| " + " | ".join([number(cell) for cell in cells] + [str(n) for n in counts]) + " |")
@@ -132,6 +136,8 @@ def ramp(stack: Stack, args: argparse.Namespace) -> Figures:
                 break
             capacity, p99_at_capacity = achieved, percentile(ms, 0.99)
             rate *= args.factor
+    if capacity != capacity:
+        print(f"p99 passed {number(args.limit_ms)} ms at the first step: start lower (--start)", flush=True)
     return {"capacity turns/s": capacity, "p99 ms at capacity": p99_at_capacity, "steps": len(rows) - 2}
 
 
@@ -139,7 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=float, default=2.0, help="first offered rate, turns/s (default 2)")
     parser.add_argument("--factor", type=float, default=1.25, help="rate growth per step (default 1.25)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of a step (default 20 s)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="shortest step (default 20 s)")
+    parser.add_argument("--turns", type=int, default=100, help="fewest turns in a step (default 100)")
     parser.add_argument("--limit-ms", type=float, default=1000.0, help="p99 ending the ramp (default 1000)")
     parser.add_argument("--max-rate", type=float, default=200.0, help="stop here in any case (default 200)")
     add_arguments(parser)

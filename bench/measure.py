@@ -166,12 +166,13 @@ def same_training_inputs(ref: str, bot: str) -> bool:
 
 
 def make(tree: Path, *targets: str) -> None:
-    """Run the tree's own make targets with this repo's download caches."""
-    subprocess.run(
-        ["make", f"UV_CACHE_DIR={cache_dir('UV_CACHE_DIR', 'uv')}",
-         f"PIP_CACHE_DIR={cache_dir('PIP_CACHE_DIR', 'pip')}", *targets],
-        cwd=tree, check=True, stdout=subprocess.DEVNULL,
-    )
+    """Run the tree's own make targets with this repo's download caches; its output goes to stderr."""
+    command = ["make", f"UV_CACHE_DIR={cache_dir('UV_CACHE_DIR', 'uv')}",
+               f"PIP_CACHE_DIR={cache_dir('PIP_CACHE_DIR', 'pip')}", *targets]
+    done = subprocess.run(command, cwd=tree, check=False, stdout=sys.stderr)
+    if done.returncode:
+        raise SystemExit(f"`{' '.join(command)}` failed in {tree} (exit code {done.returncode}); "
+                         "its output is above")
 
 
 @contextmanager
