@@ -167,7 +167,7 @@ def same_training_inputs(ref: str, bot: str) -> bool:
 
 def make(tree: Path, *targets: str) -> None:
     """Run the tree's own make targets with this repo's download caches; its output goes to stderr."""
-    command = ["make", f"UV_CACHE_DIR={cache_dir('UV_CACHE_DIR', 'uv')}",
+    command = ["make", "--silent", f"UV_CACHE_DIR={cache_dir('UV_CACHE_DIR', 'uv')}",
                f"PIP_CACHE_DIR={cache_dir('PIP_CACHE_DIR', 'pip')}", *targets]
     done = subprocess.run(command, cwd=tree, check=False, stdout=sys.stderr)
     if done.returncode:
