@@ -9,11 +9,14 @@ virtual environments (its own ``make install``, fed from this repo's uv and pip
 caches, so it takes a minute or two) and its bots' models (copied from this tree
 when the ref trains them from the same data, else trained there). Each stack is
 started by its own tree's ``tests/stack.py``, so a commit runs the way its own
-tests run it.
+tests run it. ``--scaled`` adds this tree's scaled stack (PostgreSQL, Redis,
+several chatroom workers and bot replicas: ``running_stack(scaled=True)``) as
+one more column, so embedded and scaled are compared in one run too.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -42,11 +45,12 @@ SERVE = """
 import json, sys, tempfile
 from pathlib import Path
 from tests.stack import running_stack
-config = json.loads(sys.argv[1])
+config, options = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 with tempfile.TemporaryDirectory(prefix="handoff-bench-") as root:
-    with running_stack(config, Path(root)) as stack:
+    with running_stack(config, Path(root), **options) as stack:
         print(json.dumps({"chatroom_url": stack.chatroom_url, "hosts": stack.hosts,
-                          "root": root, "pid": stack.pid}), flush=True)
+                          "config_path": str(stack.config_path), "state_dir": str(stack.state_dir),
+                          "log_path": str(stack.log_path), "pid": stack.pid}), flush=True)
         sys.stdin.read()
 """
 
@@ -119,16 +123,15 @@ def ratio_spread(mine: list[float], ref: list[float]) -> str:
 
 
 def table(results: dict[str, list[Figures]]) -> str:
-    """Return a Markdown table: one row per figure, median (min–max) per tree, and the ratio."""
-    names = list(results)
+    """Return a Markdown table: one row per figure, median (min–max) per tree, and the ratios to the first."""
+    first, *others = list(results)
     figures = list(dict.fromkeys(key for runs in results.values() for run in runs for key in run))
-    header = ["figure", *names] + ([f"{names[0]} / {names[1]}"] if len(names) == 2 else [])
+    header = ["figure", first, *others] + [f"{first} / {other}" for other in others]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for figure in figures:
-        columns = {name: [run.get(figure, float("nan")) for run in results[name]] for name in names}
-        cells = [figure] + [spread(columns[name]) for name in names]
-        if len(names) == 2:
-            cells.append(ratio_spread(columns[names[0]], columns[names[1]]))
+        columns = {name: [run.get(figure, float("nan")) for run in runs] for name, runs in results.items()}
+        cells = [figure] + [spread(column) for column in columns.values()]
+        cells += [ratio_spread(columns[first], columns[other]) for other in others]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -139,6 +142,10 @@ def add_arguments(parser: argparse.ArgumentParser, runs: int = 3) -> None:
     parser.add_argument(
         "--ref", help="also measure this git ref (e.g. main or 9d870bd) in the same run, alternating"
     )
+    parser.add_argument(
+        "--scaled", action="store_true",
+        help="also measure this tree's scaled stack (PostgreSQL, Redis, several workers and replicas)",
+    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ class Tree:
 
     name: str
     root: Path
+    # Passed to that tree's tests.stack.running_stack, e.g. {"scaled": True}.
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def python(self) -> Path:
@@ -208,12 +217,17 @@ def checked_out(ref: str) -> Iterator[Tree]:
 
 
 @contextmanager
-def trees(ref: str | None) -> Iterator[list[Tree]]:
-    """Yield this tree, and ``ref`` checked out beside it when given."""
+def trees(ref: str | None, scaled: bool = False) -> Iterator[list[Tree]]:
+    """Yield this tree, ``ref`` checked out beside it when given, and this tree scaled when asked."""
+    if scaled and "scaled" not in inspect.signature(running_stack).parameters:
+        raise SystemExit("--scaled: tests/stack.py's running_stack here cannot start the scaled stack "
+                         "(it takes no scaled= option); measure a tree that can")
     with ExitStack() as opened:
         found = [Tree(THIS_TREE, REPO_ROOT)]
         if ref:
             found.append(opened.enter_context(checked_out(ref)))
+        if scaled:
+            found.append(Tree("scaled", REPO_ROOT, (("scaled", True),)))
         yield found
 
 
@@ -225,7 +239,8 @@ def serving(tree: Tree, config: dict | None = None, env: dict[str, str] | None =
     child_env = {key: value for key, value in os.environ.items() if key not in FOREIGN_ENV}
     child_env.update({**BENCH_ENV, **(env or {})})
     process = subprocess.Popen(
-        [str(tree.python), "-c", SERVE, json.dumps(config)], cwd=tree.root, env=child_env, text=True,
+        [str(tree.python), "-c", SERVE, json.dumps(config), json.dumps(dict(tree.options))],
+        cwd=tree.root, env=child_env, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
@@ -235,11 +250,10 @@ def serving(tree: Tree, config: dict | None = None, env: dict[str, str] | None =
             code = process.wait()
             raise SystemExit(f"the stack of {tree.name} ({tree.root}) did not start (exit code {code})")
         where = json.loads(line)
-        root = Path(where["root"])
         yield Stack(
-            config_path=root / "handoff_config.yml", state_dir=root / "state",
+            config_path=Path(where["config_path"]), state_dir=Path(where["state_dir"]),
             chatroom_url=where["chatroom_url"], hosts=where["hosts"], scripted=None,
-            log_path=root / "stack.log", pid=where["pid"],
+            log_path=Path(where["log_path"]), pid=where["pid"],
         )
     finally:
         process.stdin.close()
@@ -275,7 +289,7 @@ def compare(
             yield stack
 
     results: dict[str, list[Figures]] = {}
-    with trees(args.ref) as found, ExitStack() as running:
+    with trees(args.ref, args.scaled) as found, ExitStack() as running:
         results = {tree.name: [] for tree in found}
         stacks = {}
         if not fresh_stack:

@@ -30,3 +30,11 @@ def test_table_puts_each_tree_in_a_column_and_the_ratio_last():
         "| --- | --- | --- | --- |",
         "| turns/s | 25 | 10 | 2.50 |",
     ]
+
+
+def test_table_gives_a_ratio_to_the_first_tree_for_each_other():
+    results = {"this tree": [{"p99 ms": 300.0}], "main": [{"p99 ms": 600.0}], "scaled": [{"p99 ms": 150.0}]}
+    assert table(results).splitlines()[0] == (
+        "| figure | this tree | main | scaled | this tree / main | this tree / scaled |"
+    )
+    assert table(results).splitlines()[2] == "| p99 ms | 300 | 600 | 150 | 0.50 | 2.00 |"
