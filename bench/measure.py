@@ -178,7 +178,9 @@ def make(tree: Path, *targets: str) -> None:
     """Run the tree's own make targets with this repo's download caches; its output goes to stderr."""
     command = ["make", "--silent", f"UV_CACHE_DIR={cache_dir('UV_CACHE_DIR', 'uv')}",
                f"PIP_CACHE_DIR={cache_dir('PIP_CACHE_DIR', 'pip')}", *targets]
-    done = subprocess.run(command, cwd=tree, check=False, stdout=sys.stderr)
+    # Under `make bench`, the outer make's flags (REF=... included) are not the tree's business.
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    done = subprocess.run(command, cwd=tree, env=env, check=False, stdout=sys.stderr)
     if done.returncode:
         raise SystemExit(f"`{' '.join(command)}` failed in {tree} (exit code {done.returncode}); "
                          "its output is above")
