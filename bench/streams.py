@@ -191,18 +191,22 @@ def chat(stack: Stack, args: argparse.Namespace, first: int) -> tuple[Figures, f
     return figures, probe.p99_ms()
 
 
+def chatroom_rss_mib(stack: Stack) -> float:
+    """Return the chatroom's memory, its workers included (looked up each time: a worker may be new)."""
+    return rss_mib(processes_running(stack.pid, "chatroom"))
+
+
 def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
-    chatroom = processes_running(stack.pid, "chatroom")
     alone, health_alone = chat(stack, args, first=2 * run * args.people)
     print(f"  without waiters: turn p99 {number(alone['turn p99 ms'])} ms, "
           f"/healthz p99 {number(health_alone)} ms", flush=True)
 
-    rss_before = rss_mib(chatroom)
+    rss_before = chatroom_rss_mib(stack)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.seeders) as pool:
         waiters = list(pool.map(lambda _: seed_one(stack), range(args.waiters)))
     seeding = time.perf_counter() - started
-    rss_seeded = rss_mib(chatroom)
+    rss_seeded = chatroom_rss_mib(stack)
     print(f"  {len(waiters)} waiters at the desk in {seeding:.0f} s", flush=True)
 
     with Streams(stack.chatroom_url) as streams:
@@ -215,7 +219,7 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
         if ready < len(waiters):
             print(f"  only {ready} of {len(waiters)} streams started; refused: {streams.refused()[:3]}",
                   flush=True)
-        rss_streams = rss_mib(chatroom)
+        rss_streams = chatroom_rss_mib(stack)
         print(f"  {ready} streams open", flush=True)
         crowded, health_crowded = chat(stack, args, first=(2 * run + 1) * args.people)
         still_open = streams.open_now()
