@@ -108,10 +108,15 @@ nlu-report: install ## 5-fold cross-validation and held-out scores of each bot's
 	@scripts/nlu-report
 	@$(MAKE) --no-print-directory test-nlu
 
-bench: install train ## Print latency, handoff, load, start-up and memory figures (minutes)
-	$(VENV)/bin/python -m bench.latency
-	$(VENV)/bin/python -m bench.handoff_latency
-	$(VENV)/bin/python -m bench.load
+# Each bench starts its own stacks on free ports; REF=<git ref> measures that commit beside this one.
+BENCH_REF = $(if $(REF),--ref $(REF))
+bench: install train ## Print every benchmark, 3 runs each (slow: most of an hour; REF=main compares)
+	$(VENV)/bin/python -m bench.latency $(BENCH_REF)
+	$(VENV)/bin/python -m bench.handoff_latency $(BENCH_REF)
+	$(VENV)/bin/python -m bench.floor $(BENCH_REF)
+	$(VENV)/bin/python -m bench.load $(BENCH_REF)
+	$(VENV)/bin/python -m bench.capacity $(BENCH_REF)
+	$(VENV)/bin/python -m bench.streams $(BENCH_REF)
 	$(VENV)/bin/python -m bench.startup
 
 lint: install ## Check style with ruff

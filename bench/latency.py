@@ -1,7 +1,10 @@
-"""Latency of one message through the chatroom vs straight to the bot's REST webhook.
+"""Latency of a message through the chatroom ÷ the same message straight to the bot's REST webhook.
 
-Run: .venv/bin/python -m bench.latency [--messages 200]
-Both paths are measured in the same run, interleaved, against the same bot.
+Run: .venv/bin/python -m bench.latency [--conversations 40] [--runs 3] [--ref REF]
+Every conversation is fresh on both paths (a new person in the chatroom, a new
+sender at the helpdesk's webhook) and gets the same few messages; the two paths
+take turns message by message, each going first every other time, so both meet
+the same machine. The figure that matters is the ratio of the medians.
 """
 from __future__ import annotations
 
@@ -12,35 +15,48 @@ import time
 
 import requests
 
-from bench.measure import percentile, summary_ms, temporary_stack
+from bench.measure import Figures, add_arguments, compare, latency_figures
+from tests.stack import Stack
 
-TEXT = "hi"
+TEXTS = ("hi", "what can you do?", "thanks")
+
+
+def measure(stack: Stack, conversations: int) -> Figures:
+    """Time each message on both paths in fresh conversations, interleaved."""
+    webhook = f"{stack.hosts['helpdesk']}/webhooks/rest/webhook"
+    http = requests.Session()
+    via_chatroom: list[float] = []
+    direct: list[float] = []
+    for index in range(conversations):
+        person = stack.person()
+        person.start()
+        sender = secrets.token_hex(8)
+        paths = [
+            (via_chatroom, lambda text, person=person: person.say(text)),
+            (direct, lambda text, sender=sender: http.post(
+                webhook, json={"sender": sender, "message": text}, timeout=30).raise_for_status()),
+        ]
+        for number, text in enumerate(TEXTS):
+            # Each path goes first every other message.
+            for times, send in paths if (index + number) % 2 else reversed(paths):
+                started = time.perf_counter()
+                send(text)
+                times.append(time.perf_counter() - started)
+    return {
+        **latency_figures("chatroom", via_chatroom),
+        **latency_figures("direct", direct),
+        "chatroom / direct, median": statistics.median(via_chatroom) / statistics.median(direct),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200, help="messages per path (default 200)")
+    parser.add_argument("--conversations", type=int, default=40,
+                        help=f"fresh conversations per path and run, {len(TEXTS)} messages each (default 40)")
+    add_arguments(parser)
     args = parser.parse_args()
-    with temporary_stack() as stack:
-        person = stack.person()
-        person.start()
-        direct_sender = secrets.token_hex(8)
-        webhook = f"{stack.hosts['helpdesk']}/webhooks/rest/webhook"
-        http = requests.Session()
-        via_chatroom, direct = [], []
-        for _ in range(args.messages):
-            started = time.perf_counter()
-            person.say(TEXT)
-            via_chatroom.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            http.post(webhook, json={"sender": direct_sender, "message": TEXT}, timeout=30).raise_for_status()
-            direct.append(time.perf_counter() - started)
-    print(f"through the chatroom : {summary_ms(via_chatroom)}")
-    print(f"straight to the bot  : {summary_ms(direct)}")
-    print(
-        f"ratio chatroom/direct: median {statistics.median(via_chatroom) / statistics.median(direct):.2f}x"
-        f"   p99 {percentile(via_chatroom, 0.99) / percentile(direct, 0.99):.2f}x"
-    )
+    compare(args, lambda stack, _run: measure(stack, args.conversations),
+            warm_up=lambda stack: measure(stack, 2))
 
 
 if __name__ == "__main__":

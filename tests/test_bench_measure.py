@@ -1,0 +1,40 @@
+"""The statistics the benchmarks print: spread of runs and ratios between two trees."""
+from __future__ import annotations
+
+from bench.measure import percentile, ratio_spread, spread, table
+
+
+def test_percentile_takes_the_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_spread_shows_the_median_and_the_range_of_the_runs():
+    assert spread([12.0, 10.0, 30.0]) == "12 (10–30)"
+    assert spread([0.5]) == "0.50"
+    assert spread([0.0, 0.0]) == "0"
+    assert spread([float("nan")]) == "n/a"
+
+
+def test_ratio_is_of_the_medians_with_the_range_of_run_by_run_ratios():
+    assert ratio_spread([20.0, 30.0, 40.0], [10.0, 10.0, 10.0]) == "3.00 (2.00–4.00)"
+    assert ratio_spread([0.0, 0.0], [0.0, 0.0]) == "–"
+
+
+def test_table_puts_each_tree_in_a_column_and_the_ratio_last():
+    results = {"this tree": [{"turns/s": 25.0}], "main": [{"turns/s": 10.0}]}
+    assert table(results).splitlines() == [
+        "| figure | this tree | main | this tree / main |",
+        "| --- | --- | --- | --- |",
+        "| turns/s | 25 | 10 | 2.50 |",
+    ]
+
+
+def test_table_gives_a_ratio_to_the_first_tree_for_each_other():
+    results = {"this tree": [{"p99 ms": 300.0}], "main": [{"p99 ms": 600.0}], "scaled": [{"p99 ms": 150.0}]}
+    assert table(results).splitlines()[0] == (
+        "| figure | this tree | main | scaled | this tree / main | this tree / scaled |"
+    )
+    assert table(results).splitlines()[2] == "| p99 ms | 300 | 600 | 150 | 0.50 | 2.00 |"
