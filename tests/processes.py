@@ -40,7 +40,8 @@ def start_chatroom(
         [sys.executable, "-m", "chatroom", "--port", str(port)], cwd=REPO_ROOT,
         env={
             **os.environ, "HANDOFF_CONFIG": str(config_path), "HANDOFF_STATE_DIR": str(root / "state"),
-            "CHATROOM_RATE_PER_CLIENT": "0", **(env or {}),
+            # Every simulated person shares 127.0.0.1: per-address limits would throttle the tests.
+            "CHATROOM_RATE_PER_CLIENT": "0", "CHATROOM_NEW_CONVERSATIONS_PER_CLIENT": "0", **(env or {}),
         },
         stdout=log_path.open("w"), stderr=subprocess.STDOUT,
     )

@@ -53,8 +53,8 @@ def test_before_any_desk_visit_there_is_no_desk_bar_and_no_empty_button(browser:
     person = person_with_alpha(browser, chatroom_url)
     expect(person.locator("#desk-bar")).to_be_hidden()
     expect(person.locator("#leave-desk")).to_be_hidden()
-    # The only button to see is the composer's.
-    expect(person.locator("button:visible")).to_have_text(["Send"])
+    # The only buttons to see are the header's and the composer's.
+    expect(person.locator("button:visible")).to_have_text(["Start over", "Send"])
     person.context.close()
 
 
