@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from handoff.config import HandoffConfig, Host, current_config
+from handoff.config import HandoffConfig, Host, config_problem, current_config
 
 from . import events, operators, parlant_client, stats, stays, store, watch
 from .routing import HANDED_BACK, Router, turn_lock
@@ -180,11 +180,14 @@ def conversation_view(conversation_id: str):
 
 
 def queue_json(connection, name: str) -> dict[str, Any]:
-    """Return the conversations at a desk, longest waiting first, and who is on duty."""
+    """Return the conversations at a desk, longest waiting first, who is on duty, and any config problem."""
     config = current_config()
+    problem = config_problem()
     return {
         "now": time.time(),
         "operator": name,
+        # A broken edit of handoff_config.yml: the last good config stays in force meanwhile.
+        "config_problem": problem.message if problem is not None else None,
         "operators": operators_json(),
         "conversations": [stay_json(stay, config, connection) for stay in store.list_stays(connection)],
         **watch.watch_json(connection, config),

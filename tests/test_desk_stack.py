@@ -141,3 +141,22 @@ def test_every_desk_route_of_the_running_chatroom_needs_a_login(desk_stack: Stac
             method, f"{desk_stack.chatroom_url}{path}", json={}, allow_redirects=False, timeout=30
         )
         assert response.status_code in (302, 401), (path, response.status_code)
+
+
+def test_a_half_saved_config_shows_a_banner_in_the_console_while_the_last_good_one_serves(desk_stack: Stack):
+    operator = operator_session(desk_stack)
+    good = desk_stack.config_path.read_text()
+    person = desk_stack.person()
+    person.start()
+    try:
+        # What an editor leaves on disk halfway through saving.
+        desk_stack.config_path.write_text(good[: len(good) // 2] + "\n  broken: [")
+        queue = operator.get(f"{desk_stack.chatroom_url}/desk/api/queue", timeout=10).json()
+        assert str(desk_stack.config_path) in queue["config_problem"]
+        assert "not valid YAML" in queue["config_problem"]
+        # The person is still served by the last good config.
+        assert person.say("hello")["host"]["id"] == "helpdesk"
+    finally:
+        desk_stack.config_path.write_text(good)
+    queue = operator.get(f"{desk_stack.chatroom_url}/desk/api/queue", timeout=10).json()
+    assert queue["config_problem"] is None

@@ -8,6 +8,7 @@
   // While the operator types, the person is told at most this often (each lasts about 5 s there).
   const TYPING_EVERY_MS = 2000;
 
+  const configProblem = document.getElementById("config-problem");
   const queueList = document.getElementById("queue-list");
   const queueEmpty = document.getElementById("queue-empty");
   const botsList = document.getElementById("bots-list");
@@ -127,7 +128,16 @@
     }
   }
 
+  // A broken edit of handoff_config.yml: the last good config still serves; say what is wrong.
+  function showConfigProblem(problem) {
+    configProblem.hidden = !problem;
+    configProblem.textContent = problem
+      ? `handoff_config.yml has a problem, so the last good version is still in force: ${problem}`
+      : "";
+  }
+
   function showQueue(data) {
+    showConfigProblem(data.config_problem);
     renderQueue(data);
     renderBots(data);
     renderOperators(data.operators);
