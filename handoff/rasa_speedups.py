@@ -1,0 +1,49 @@
+"""Speed-ups of Rasa's own per-turn work, installed in the Rasa server when it starts.
+
+Rasa 3.6 checks every action server response with ``jsonschema.validate``, which
+first checks the large events schema against its meta-schema and then builds a
+new validator: about half of a busy bot's CPU. ``install`` replaces that check
+with a validator built once for the same schema, raising the same error (the best
+match, with Rasa's hint appended). The bots' REST channel (``handoff.channel``)
+and tracker store (``handoff.rasa_stores``) call ``install`` when Rasa imports them,
+so both ``rasa run`` and ``rasa shell`` get it.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, Text
+
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.constants import DOCS_BASE_URL
+
+
+@functools.lru_cache(maxsize=None)
+def action_result_validator() -> Validator:
+    """Return the validator of action server responses, checked and built on first use."""
+    schema = RemoteAction.action_response_format_spec()
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+    """Check an action server response as ``RemoteAction._validate_action_result`` does."""
+    error = best_match(action_result_validator().iter_errors(result))
+    if error is None:
+        return True
+    # The same hint Rasa appends, so a refused response reads as it always did.
+    error.message += (
+        f". Failed to validate Action server response from API, "
+        f"make sure your response from the Action endpoint is valid. "
+        f"For more information about the format visit "
+        f"{DOCS_BASE_URL}/custom-actions"
+    )
+    raise error
+
+
+def install() -> None:
+    """Make every RemoteAction validate responses with the validator built once."""
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]

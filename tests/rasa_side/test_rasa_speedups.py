@@ -1,0 +1,67 @@
+"""The action-response check built once refuses exactly what Rasa's own check refuses."""
+import warnings
+from typing import Any, Dict
+
+import jsonschema
+import pytest
+
+with warnings.catch_warnings():
+    # Importing Rasa's core imports TensorFlow, whose own imports warn.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    from handoff import rasa_speedups
+
+VALID = {
+    "events": [
+        {"event": "slot", "timestamp": None, "name": "email", "value": "kim@example.com"},
+        {"event": "active_loop", "timestamp": None, "name": None},
+        {"event": "followup", "timestamp": None, "name": "utter_greet"},
+    ],
+    "responses": [{"response": "utter_ask_email", "buttons": []}, {"text": "hello"}],
+}
+INVALID = {
+    "events is not a list": {"events": {"event": "slot", "name": "email"}},
+    "an event without its type": {"events": [{"name": "email", "value": "x"}]},
+    "an unknown event type": {"events": [{"event": "teleport", "timestamp": None}]},
+    "a slot event without a name": {"events": [{"event": "slot", "value": 1}]},
+    "responses are not objects": {"events": [], "responses": ["hello"]},
+}
+
+
+def rasa_check(result: Dict[str, Any]) -> jsonschema.ValidationError:
+    """Return the error Rasa 3.6's own check raises for ``result`` (what it replaces)."""
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+    return raised.value
+
+
+def test_valid_action_result_is_accepted():
+    assert rasa_speedups.validate_action_result(RemoteAction("action_x", None), VALID) is True
+
+
+@pytest.mark.parametrize("result", INVALID.values(), ids=list(INVALID))
+def test_invalid_action_result_is_refused_with_rasas_error(result):
+    expected = rasa_check(result)
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        rasa_speedups.validate_action_result(RemoteAction("action_x", None), result)
+    assert raised.value.message == expected.message + (
+        ". Failed to validate Action server response from API, make sure your response from the "
+        "Action endpoint is valid. For more information about the format visit "
+        f"{DOCS_BASE_URL}/custom-actions"
+    )
+    assert list(raised.value.path) == list(expected.path)
+    assert raised.value.validator == expected.validator
+
+
+def test_installed_check_is_what_remote_actions_call():
+    rasa_speedups.install()
+    action = RemoteAction("action_x", None)
+    with pytest.raises(jsonschema.ValidationError):
+        action._validate_action_result(INVALID["an unknown event type"])
+    assert action._validate_action_result(VALID) is True
+
+
+def test_validator_is_built_once():
+    assert rasa_speedups.action_result_validator() is rasa_speedups.action_result_validator()
