@@ -1,23 +1,31 @@
 """Speed-ups of Rasa's own per-turn work, installed in the Rasa server when it starts.
 
-Rasa 3.6 checks every action server response with ``jsonschema.validate``, which
-first checks the large events schema against its meta-schema and then builds a
-new validator: about half of a busy bot's CPU. ``install`` replaces that check
-with a validator built once for the same schema, raising the same error (the best
-match, with Rasa's hint appended). The bots' REST channel (``handoff.channel``)
-and tracker store (``handoff.rasa_stores``) call ``install`` when Rasa imports them,
-so both ``rasa run`` and ``rasa shell`` get it.
+- Rasa 3.6 checks every action server response with ``jsonschema.validate``, which
+  first checks the large events schema against its meta-schema and then builds a
+  new validator: about half of a busy bot's CPU. It is replaced by a validator
+  built once for the same schema, raising the same error (the best match, with
+  Rasa's hint appended).
+- Reading an event back from its JSON looks its class up by walking every
+  subclass of ``Event`` again; the classes found are remembered by type name.
+
+The bots' REST channel (``handoff.channel``) and tracker store
+(``handoff.rasa_stores``) call ``install`` when Rasa imports them, so both
+``rasa run`` and ``rasa shell`` get it.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Text
+from typing import Any, Dict, Optional, Text, Type
 
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.events import Event
+
+resolve_event_class_by_walking = Event.resolve_by_type
+event_classes: Dict[Text, Type[Event]] = {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,6 +52,17 @@ def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
     raise error
 
 
+def resolve_event_class(type_name: Text, default: Optional[Type[Event]] = None) -> Optional[Type[Event]]:
+    """Return the Event class of a type name as ``Event.resolve_by_type`` does, remembered."""
+    found = event_classes.get(type_name)
+    if found is None:
+        found = resolve_event_class_by_walking(type_name, default)
+        if found is not None and found is not default:
+            event_classes[type_name] = found
+    return found
+
+
 def install() -> None:
-    """Make every RemoteAction validate responses with the validator built once."""
+    """Put the speed-ups in place (again: they replace Rasa's methods, not wrap them)."""
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    Event.resolve_by_type = staticmethod(resolve_event_class)  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""The action-response check built once refuses exactly what Rasa's own check refuses."""
+"""Rasa's per-turn work made cheaper: the same answers and the same refusals as Rasa's own."""
 import warnings
 from typing import Any, Dict
 
@@ -10,6 +10,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.constants import DOCS_BASE_URL
+    from rasa.shared.core.events import Event, SlotSet
+    from rasa.shared.utils.common import all_subclasses
 
     from handoff import rasa_speedups
 
@@ -65,3 +67,17 @@ def test_installed_check_is_what_remote_actions_call():
 
 def test_validator_is_built_once():
     assert rasa_speedups.action_result_validator() is rasa_speedups.action_result_validator()
+
+
+@pytest.mark.parametrize("type_name", sorted({cls.type_name for cls in all_subclasses(Event)}))
+def test_remembered_event_class_is_the_one_rasa_finds(type_name):
+    expected = rasa_speedups.resolve_event_class_by_walking(type_name)
+    assert rasa_speedups.resolve_event_class(type_name) is expected
+    assert rasa_speedups.resolve_event_class(type_name) is expected
+
+
+def test_unknown_event_type_is_still_refused_or_defaulted():
+    with pytest.raises(ValueError, match="Unknown event name 'teleport'"):
+        rasa_speedups.resolve_event_class("teleport")
+    assert rasa_speedups.resolve_event_class("teleport", SlotSet) is SlotSet
+    assert "teleport" not in rasa_speedups.event_classes
