@@ -1,0 +1,357 @@
+"""The bots' tracker and lock stores: settings, and a short tracker that predicts as the whole one.
+
+The long-conversation tests replay each bot's conversation tests one after the
+other as a single conversation (with a restart and rewinds in between), turn by
+turn as Rasa's processor would: retrieve, predict with the trained model's
+policies before every action, save. The tracker the store hands out must predict
+exactly what the whole tracker predicts and carry the same state, the store must
+write exactly the rows Rasa's own SQL store writes, and the tracker must stay short.
+"""
+import asyncio
+import base64
+import copy
+import json
+import sqlite3
+import tarfile
+import time
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+with warnings.catch_warnings():
+    # Importing Rasa's core imports TensorFlow and SQLAlchemy, whose own imports warn.
+    warnings.simplefilter("ignore")
+    from rasa.core.agent import Agent
+    from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.engine.constants import PLACEHOLDER_TRACKER
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        BotUttered,
+        Event,
+        Restarted,
+        SessionStarted,
+        UserUtteranceReverted,
+        UserUttered,
+    )
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    from handoff import rasa_stores
+    from handoff.rasa_stores import (
+        CheckpointedTracker,
+        HandoffLockStore,
+        HandoffTrackerStore,
+        StatesFold,
+        StoreSettingsError,
+    )
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+BOTS_DIR = Path(__file__).resolve().parents[2] / "bots"
+BOTS = ["helpdesk", "financial"]
+SENDER = "long-conversation"
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the stores at a fresh state folder, with no database or Redis configured."""
+    monkeypatch.setenv("HANDOFF_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("HANDOFF_HOST_ID", "helpdesk")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    return tmp_path
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def test_tracker_store_defaults_to_sqlite_under_the_state_folder(settings: Path):
+    assert rasa_stores.tracker_store_settings() == {
+        "dialect": "sqlite", "db": str(settings / "helpdesk-tracker.db"),
+    }
+
+
+def test_bot_id_defaults_to_the_folder_rasa_runs_in(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("HANDOFF_HOST_ID", raising=False)
+    monkeypatch.chdir(BOTS_DIR / "financial")
+    assert rasa_stores.bot_id() == "financial"
+
+
+def test_database_url_gives_the_bot_its_own_postgresql_database(settings: Path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://handoff:secret@127.0.0.1:6543/stack")
+    assert rasa_stores.tracker_store_settings() == {
+        "dialect": "postgresql", "host": "127.0.0.1", "port": 6543, "db": "stack_helpdesk_tracker",
+        "username": "handoff", "password": "secret", "login_db": "stack", "query": None,
+    }
+
+
+@pytest.mark.parametrize("url, complaint", [
+    ("sqlite:////tmp/x.db", "needs postgresql://"),
+    ("postgresql://handoff@127.0.0.1:6543", "names no database"),
+    ("postgresql://handoff@127.0.0.1:6543/Stack-2", "must be lower-case"),
+])
+def test_unusable_database_url_is_refused_with_the_fix(settings: Path, monkeypatch, url: str, complaint: str):
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(StoreSettingsError, match=complaint):
+        rasa_stores.tracker_store_settings()
+
+
+def test_lock_store_is_in_memory_without_redis(settings: Path):
+    assert isinstance(HandoffLockStore().backend, InMemoryLockStore)
+
+
+def test_redis_url_gives_rasas_redis_lock_store_with_the_bots_prefix(settings: Path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@127.0.0.1:6390/3")
+    backend = HandoffLockStore().backend
+    assert isinstance(backend, RedisLockStore)
+    assert backend.key_prefix == "helpdesk:lock:"
+    kwargs = backend.red.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("127.0.0.1", 6390, 3, "pw")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/first"])
+def test_unusable_redis_url_is_refused(settings: Path, monkeypatch, url: str):
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(StoreSettingsError, match="REDIS_URL"):
+        HandoffLockStore()
+
+
+def test_endpoint_settings_for_the_tracker_store_are_refused(settings: Path):
+    with pytest.raises(StoreSettingsError, match="takes no settings \\(db, dialect\\)"):
+        HandoffTrackerStore(dialect="sqlite", db="other.db")
+
+
+def test_sqlite_store_writes_ahead_and_indexes_conversations(settings: Path):
+    HandoffTrackerStore(domain=Domain.empty())
+    with sqlite3.connect(settings / "helpdesk-tracker.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(events)")}
+    assert {"ix_events_sender_id_id", "ix_events_sender_id_type_timestamp"} <= indexes
+
+
+# -- long conversations -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=BOTS)
+def bot(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def agent(bot: str) -> Agent:
+    models = sorted((BOTS_DIR / bot / "models").glob("*.tar.gz"))
+    assert models, f"bots/{bot}/models holds no trained model: run `make train`"
+    return Agent.load(str(models[-1]))
+
+
+def conversation_tests(bot: str, domain: Domain) -> List[List[Event]]:
+    """Return the events of each of the bot's conversation tests."""
+    folder = BOTS_DIR / bot
+    importer = TrainingDataImporter.load_from_dict(
+        training_data_paths=[str(folder / "tests" / "test_stories.yml")],
+        domain_path=str(folder / "domain.yml"),
+    )
+    trackers = TrainingDataGenerator(
+        importer.get_conversation_tests(), domain, use_story_concatenation=False,
+        augmentation_factor=0, remove_duplicates=False,
+    ).generate_story_trackers()
+    return [list(tracker.events) for tracker in sorted(trackers, key=lambda tracker: tracker.sender_id)]
+
+
+def misunderstood(text: str) -> List[Event]:
+    """Return a turn the core fallback answers and rewinds, as Rasa logs it."""
+    return [
+        UserUttered(text, {"name": "out_of_scope", "confidence": 0.2}, [], None),
+        ActionExecuted("action_default_fallback"),
+        BotUttered("Sorry, say that again?"),
+        UserUtteranceReverted(),
+        ActionExecuted("action_listen"),
+    ]
+
+
+def long_conversation(bot: str, domain: Domain) -> List[Event]:
+    """Return every conversation test of the bot as one conversation, after a session start.
+
+    Between tests comes a misunderstood message that is rewound; halfway, the
+    person restarts (Rasa's restart and the new session it starts).
+    """
+    tests = conversation_tests(bot, domain)
+    events: List[Event] = [
+        ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen"),
+    ]
+    for number, test in enumerate(tests):
+        events += test[1:] if isinstance(test[0], ActionExecuted) else test
+        if not (isinstance(events[-1], ActionExecuted) and events[-1].action_name == "action_listen"):
+            events.append(ActionExecuted("action_listen"))
+        events += misunderstood(f"what about thing {number}?")
+        if number == len(tests) // 2:
+            events += [
+                UserUttered("start over", {"name": "restart", "confidence": 1.0}, [], None),
+                ActionExecuted("action_restart"), Restarted(), ActionExecuted("action_session_start"),
+                SessionStarted(), ActionExecuted("action_listen"),
+            ]
+    return events
+
+
+def turns(events: List[Event]) -> Iterator[List[Event]]:
+    """Split events into what each message adds: a user message up to the next action_listen."""
+    turn: List[Event] = []
+    for event in events:
+        turn.append(event)
+        if isinstance(event, ActionExecuted) and event.action_name == "action_listen":
+            yield turn
+            turn = []
+    if turn:
+        yield turn
+
+
+def predict(agent: Agent, tracker: DialogueStateTracker) -> Any:
+    target = agent.processor.model_metadata.core_target
+    return agent.processor.graph_runner.run(inputs={PLACEHOLDER_TRACKER: tracker}, targets=[target])[target]
+
+
+def state(tracker: DialogueStateTracker) -> Dict[str, Any]:
+    """Return everything of a tracker the processor and actions read, but its event list."""
+    current = tracker.current_state(EventVerbosity.NONE)
+    current.pop("events")
+    return current
+
+
+def stamped(event: Event) -> Event:
+    """Return the event with the time it is logged, as Rasa does."""
+    event.timestamp = time.time()
+    return event
+
+
+def stored_rows(path: Path) -> List[Any]:
+    """Return every stored event row but its id, in order."""
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id"
+        ).fetchall()
+
+
+def states_from_scratch(domain: Domain, tracker: DialogueStateTracker, args: Any) -> List[Dict[str, Any]]:
+    """Return the dialogue states of a whole tracker computed with the store's StatesFold."""
+    fold = StatesFold(domain, *args)
+    for prior, hidden in tracker.generate_all_prior_trackers():
+        fold.visit(prior, hidden)
+    return fold.states
+
+
+class Held:
+    """One conversation held through Rasa's own SQL store and, alongside, through ours.
+
+    Two of our stores on one database stand for two Rasa servers of the bot; they
+    take the conversation in turns of three messages, so each finds its memory of
+    the conversation sometimes current and sometimes behind the other's.
+    """
+
+    def __init__(self, agent: Agent, folder: Path) -> None:
+        self.agent = agent
+        self.reference = SQLTrackerStore(agent.domain, dialect="sqlite", db=str(folder / "rasa.db"))
+        self.ours = [HandoffTrackerStore(domain=agent.domain) for _ in range(2)]
+        self.turns = 0
+        self.cuts: set = set()
+
+    @property
+    def store(self) -> HandoffTrackerStore:
+        return self.ours[self.turns // 3 % 2]
+
+    def retrieve(self) -> "tuple[DialogueStateTracker, DialogueStateTracker]":
+        expected = run(self.reference.get_or_create_tracker(SENDER, append_action_listen=False))
+        actual = run(self.store.get_or_create_tracker(SENDER, append_action_listen=False))
+        assert state(actual) == state(expected)
+        assert (sum(isinstance(e, UserUttered) for e in actual.events) > 1) \
+            == (sum(isinstance(e, UserUttered) for e in expected.events) > 1)
+        if isinstance(actual, CheckpointedTracker) and actual.checkpoint:
+            self.cuts.add(actual.checkpoint.cut_id)
+        return expected, actual
+
+    def turn(self, events: List[Event]) -> DialogueStateTracker:
+        """Log one message's events on both, predicting before each action as the processor does."""
+        expected, actual = self.retrieve()
+        for event in events:
+            logged = [stamped(event)]
+            if isinstance(event, ActionExecuted) and not expected.followup_action and self.turns:
+                prediction = predict(self.agent, expected)
+                assert predict(self.agent, actual) == prediction, f"turn {self.turns}, before {event}"
+                # What the processor logs: the policy's events, then the action with its source.
+                logged = [stamped(policy_event) for policy_event in prediction.events] + [ActionExecuted(
+                    event.action_name, prediction.policy_name, prediction.max_confidence,
+                    timestamp=time.time(), hide_rule_turn=prediction.hide_rule_turn,
+                )]
+            for logged_event in logged:
+                expected.update(logged_event)
+                actual.update(copy.deepcopy(logged_event))
+        assert state(actual) == state(expected)
+        run(self.reference.save(expected))
+        run(self.store.save(actual))
+        self.turns += 1
+        return actual
+
+
+def test_short_tracker_predicts_and_stores_exactly_as_the_whole_one(
+    agent: Agent, settings: Path, monkeypatch: pytest.MonkeyPatch, bot: str
+):
+    monkeypatch.setenv("HANDOFF_HOST_ID", bot)
+    held = Held(agent, settings)
+    for events in turns(long_conversation(bot, agent.domain)):
+        held.turn(events)
+    expected, actual = held.retrieve()
+
+    assert len(held.cuts) >= 5, "the conversation was never cut short"
+    assert len(actual.events) * 3 < len(run(held.ours[0].retrieve_full_tracker(SENDER)).events)
+    for verbosity in (EventVerbosity.AFTER_RESTART, EventVerbosity.APPLIED):
+        assert actual.current_state(verbosity) == expected.current_state(verbosity)
+    for args in rasa_stores.asked_state_lists.values():
+        assert states_from_scratch(agent.domain, expected, args) \
+            == agent.domain.states_for_tracker_history(expected, *args)
+
+    # Rewinding further than the events after the cut needs the earlier ones back.
+    rewinds: List[Event] = [UserUtteranceReverted() for _ in range(2 * rasa_stores.TAIL_TURNS + 2)]
+    assert held.turn(rewinds + [ActionExecuted("action_listen")]).materialized
+    held.turn(misunderstood("and now?"))
+
+    assert stored_rows(settings / f"{bot}-tracker.db") == stored_rows(settings / "rasa.db")
+    whole = run(held.ours[1].retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
+    assert whole == run(held.reference.retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
+
+
+def count_states(key: str) -> int:
+    """Return how many states a rule or memorized story key holds (top-level objects)."""
+    depth = count = 0
+    for character in key:
+        if character == "{":
+            count += depth == 0
+            depth += 1
+        elif character == "}":
+            depth -= 1
+    return count
+
+
+def test_kept_states_outnumber_the_longest_rule_and_memorized_story(bot: str):
+    model = sorted((BOTS_DIR / bot / "models").glob("*.tar.gz"))[-1]
+    lengths = []
+    with tarfile.open(model) as archive:
+        for member in archive.getmembers():
+            name = Path(member.name).name
+            if name in ("rule_policy.json", "memorized_turns.json"):
+                lookup = json.load(archive.extractfile(member))["lookup"]
+                keys = lookup["rules"] if name == "rule_policy.json" else lookup
+                # Rule keys are JSON; memorized stories are compressed unless configured otherwise.
+                texts = [key if key.startswith("[") else zlib.decompress(base64.b64decode(key)).decode()
+                         for key in keys]
+                lengths += [count_states(text) for text in texts]
+    assert len(lengths) > 20
+    assert max(lengths) < rasa_stores.STATES_BEFORE_CUT
