@@ -10,20 +10,28 @@ write exactly the rows Rasa's own SQL store writes, and the tracker must stay sh
 import asyncio
 import base64
 import copy
+import glob
 import json
+import os
+import shutil
+import socket
 import sqlite3
+import subprocess
 import tarfile
+import tempfile
 import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
 with warnings.catch_warnings():
     # Importing Rasa's core imports TensorFlow and SQLAlchemy, whose own imports warn.
     warnings.simplefilter("ignore")
+    import psycopg2
+    import redis
     from rasa.core.agent import Agent
     from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
     from rasa.core.tracker_store import SQLTrackerStore
@@ -355,3 +363,136 @@ def test_kept_states_outnumber_the_longest_rule_and_memorized_story(bot: str):
                 lengths += [count_states(text) for text in texts]
     assert len(lengths) > 20
     assert max(lengths) < rasa_stores.STATES_BEFORE_CUT
+
+
+# -- PostgreSQL and Redis, started for these tests when installed ------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Any, what: str, seconds: float = 30) -> None:
+    """Wait until ``condition()`` is true, or fail naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+def postgresql_programs() -> Optional[Path]:
+    """Return the folder of PostgreSQL's server programs, if installed."""
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True) + [
+        str(Path(shutil.which("initdb") or "/nonexistent").parent)
+    ]:
+        if (Path(folder) / "pg_ctl").exists() and (Path(folder) / "initdb").exists():
+            return Path(folder)
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> Iterator[str]:
+    """Start a throw-away PostgreSQL on a free loopback port; yield the URL of its database."""
+    programs = postgresql_programs()
+    if programs is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="handoff-pg-"))
+    as_owner: List[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    try:
+        subprocess.run([*as_owner, str(programs / "initdb"), "-D", str(data), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run([*as_owner, str(programs / "pg_ctl"), "-D", str(data), "-o", options, "-w",
+                        "-l", str(folder / "log"), "start"], check=True, capture_output=True)
+        try:
+            db = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+            db.autocommit = True
+            db.cursor().execute("CREATE DATABASE handoff")
+            db.close()
+            yield f"postgresql://postgres@127.0.0.1:{port}/handoff"
+        finally:
+            subprocess.run([*as_owner, str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           check=True, capture_output=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """Start a throw-away Redis on a free loopback port; yield its URL."""
+    program = shutil.which("redis-server")
+    if program is None:
+        pytest.skip("Redis is not installed (Debian: apt-get install redis-server)")
+    port = free_port()
+    server = subprocess.Popen(
+        [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, "Redis answering")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_on_postgresql_the_short_tracker_predicts_and_stores_as_the_whole_one(
+    agent: Agent, settings: Path, monkeypatch: pytest.MonkeyPatch, bot: str, postgresql: str
+):
+    monkeypatch.setenv("HANDOFF_HOST_ID", bot)
+    monkeypatch.setenv("DATABASE_URL", postgresql)
+    held = Held(agent, settings)
+    for events in turns(long_conversation(bot, agent.domain)[:300]):
+        held.turn(events)
+    expected, actual = held.retrieve()
+
+    assert len(held.cuts) >= 2, "the conversation was never cut short"
+    whole = run(held.ours[0].retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
+    assert whole == run(held.reference.retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
+    assert held.ours[0].engine.url.database == f"handoff_{bot}_tracker"
+
+
+def test_redis_lock_store_lets_one_server_at_a_time_handle_a_conversation(
+    settings: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    first, second = HandoffLockStore(), HandoffLockStore()  # two Rasa servers of one bot
+    client = redis.Redis.from_url(redis_url)
+    order: List[str] = []
+
+    async def handle(store: HandoffLockStore, name: str, release: Optional[asyncio.Event] = None) -> None:
+        async with store.lock("conversation-1", wait_time_in_seconds=0.05):
+            order.append(f"{name} in")
+            if release is not None:
+                await release.wait()
+            order.append(f"{name} out")
+
+    async def both() -> None:
+        release = asyncio.Event()
+        holding = asyncio.ensure_future(handle(first, "first", release))
+        while order != ["first in"]:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(handle(second, "second"))
+        while len(json.loads(client.get("helpdesk:lock:conversation-1"))["tickets"]) < 2:
+            await asyncio.sleep(0.01)
+        assert order == ["first in"]
+        release.set()
+        await asyncio.gather(holding, waiting)
+
+    run(asyncio.wait_for(both(), timeout=30))
+    assert order == ["first in", "first out", "second in", "second out"]
