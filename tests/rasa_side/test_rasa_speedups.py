@@ -1,5 +1,8 @@
 """Rasa's per-turn work made cheaper: the same answers and the same refusals as Rasa's own."""
+import json
+import tarfile
 import warnings
+from pathlib import Path
 from typing import Any, Dict
 
 import jsonschema
@@ -8,9 +11,13 @@ import pytest
 with warnings.catch_warnings():
     # Importing Rasa's core imports TensorFlow, whose own imports warn.
     warnings.simplefilter("ignore", DeprecationWarning)
+    from long_conversations import BOTS, BOTS_DIR, long_conversation
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.policies.rule_policy import RulePolicy
     from rasa.shared.constants import DOCS_BASE_URL
+    from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import Event, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.shared.utils.common import all_subclasses
 
     from handoff import rasa_speedups
@@ -81,3 +88,22 @@ def test_unknown_event_type_is_still_refused_or_defaulted():
         rasa_speedups.resolve_event_class("teleport")
     assert rasa_speedups.resolve_event_class("teleport", SlotSet) is SlotSet
     assert "teleport" not in rasa_speedups.event_classes
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("bot", BOTS)
+def test_rule_matching_finds_the_rules_rasa_finds(bot):
+    model = sorted((BOTS_DIR / bot / "models").glob("*.tar.gz"))[-1]
+    with tarfile.open(model) as archive:
+        member = next(m for m in archive.getmembers() if Path(m.name).name == "rule_policy.json")
+        lookup = json.load(archive.extractfile(member))["lookup"]
+    domain = Domain.load(str(BOTS_DIR / bot / "domain.yml"))
+    tracker = DialogueStateTracker.from_events("x", long_conversation(bot, domain), domain.slots)
+    states = domain.states_for_tracker_history(tracker)
+    policy = RulePolicy.__new__(RulePolicy)  # matching needs none of a trained policy's state
+    # Every short history, then longer ones at a stride (Rasa's own matching is slow on them).
+    ends = list(range(1, 12)) + list(range(12, len(states) + 1, 7))
+    for rules in (lookup["rules"], lookup["rules_for_loop_unhappy_path"]):
+        for end in ends:
+            expected = rasa_speedups.get_possible_keys_by_rasa(policy, rules, states[:end])
+            assert rasa_speedups.get_possible_keys(policy, rules, states[:end]) == expected

@@ -32,6 +32,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import psycopg2
     import redis
+    from long_conversations import BOTS, BOTS_DIR, long_conversation, misunderstood, turns
     from rasa.core.agent import Agent
     from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
     from rasa.core.tracker_store import SQLTrackerStore
@@ -39,16 +40,11 @@ with warnings.catch_warnings():
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import (
         ActionExecuted,
-        BotUttered,
         Event,
-        Restarted,
-        SessionStarted,
         UserUtteranceReverted,
         UserUttered,
     )
-    from rasa.shared.core.generator import TrainingDataGenerator
     from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
-    from rasa.shared.importers.importer import TrainingDataImporter
 
     from handoff import rasa_stores
     from handoff.rasa_stores import (
@@ -61,8 +57,6 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
-BOTS_DIR = Path(__file__).resolve().parents[2] / "bots"
-BOTS = ["helpdesk", "financial"]
 SENDER = "long-conversation"
 
 
@@ -160,67 +154,6 @@ def agent(bot: str) -> Agent:
     models = sorted((BOTS_DIR / bot / "models").glob("*.tar.gz"))
     assert models, f"bots/{bot}/models holds no trained model: run `make train`"
     return Agent.load(str(models[-1]))
-
-
-def conversation_tests(bot: str, domain: Domain) -> List[List[Event]]:
-    """Return the events of each of the bot's conversation tests."""
-    folder = BOTS_DIR / bot
-    importer = TrainingDataImporter.load_from_dict(
-        training_data_paths=[str(folder / "tests" / "test_stories.yml")],
-        domain_path=str(folder / "domain.yml"),
-    )
-    trackers = TrainingDataGenerator(
-        importer.get_conversation_tests(), domain, use_story_concatenation=False,
-        augmentation_factor=0, remove_duplicates=False,
-    ).generate_story_trackers()
-    return [list(tracker.events) for tracker in sorted(trackers, key=lambda tracker: tracker.sender_id)]
-
-
-def misunderstood(text: str) -> List[Event]:
-    """Return a turn the core fallback answers and rewinds, as Rasa logs it."""
-    return [
-        UserUttered(text, {"name": "out_of_scope", "confidence": 0.2}, [], None),
-        ActionExecuted("action_default_fallback"),
-        BotUttered("Sorry, say that again?"),
-        UserUtteranceReverted(),
-        ActionExecuted("action_listen"),
-    ]
-
-
-def long_conversation(bot: str, domain: Domain) -> List[Event]:
-    """Return every conversation test of the bot as one conversation, after a session start.
-
-    Between tests comes a misunderstood message that is rewound; halfway, the
-    person restarts (Rasa's restart and the new session it starts).
-    """
-    tests = conversation_tests(bot, domain)
-    events: List[Event] = [
-        ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen"),
-    ]
-    for number, test in enumerate(tests):
-        events += test[1:] if isinstance(test[0], ActionExecuted) else test
-        if not (isinstance(events[-1], ActionExecuted) and events[-1].action_name == "action_listen"):
-            events.append(ActionExecuted("action_listen"))
-        events += misunderstood(f"what about thing {number}?")
-        if number == len(tests) // 2:
-            events += [
-                UserUttered("start over", {"name": "restart", "confidence": 1.0}, [], None),
-                ActionExecuted("action_restart"), Restarted(), ActionExecuted("action_session_start"),
-                SessionStarted(), ActionExecuted("action_listen"),
-            ]
-    return events
-
-
-def turns(events: List[Event]) -> Iterator[List[Event]]:
-    """Split events into what each message adds: a user message up to the next action_listen."""
-    turn: List[Event] = []
-    for event in events:
-        turn.append(event)
-        if isinstance(event, ActionExecuted) and event.action_name == "action_listen":
-            yield turn
-            turn = []
-    if turn:
-        yield turn
 
 
 def predict(agent: Agent, tracker: DialogueStateTracker) -> Any:
