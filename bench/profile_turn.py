@@ -151,7 +151,7 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def find_targets(stack: Stack, bots: list[str]) -> list[Target]:
+def find_targets(stack: Stack, bots: list[str], via: str) -> list[Target]:
     """Return the bot, action server and chatroom processes of a running stack."""
     commands = {pid: command_line(pid) for pid in descendants(stack.pid)}
 
@@ -167,7 +167,8 @@ def find_targets(stack: Stack, bots: list[str]) -> list[Target]:
         targets.append(Target(f"{bot} (Rasa)", find("rasa run --model", f"--port {port} "), rasa_stage, bot))
         targets.append(Target(f"{bot} action server", find("run actions", f"--port {port + 50}"),
                               actions_stage, bot))
-    targets.append(Target("chatroom", find("-m chatroom"), chatroom_stage, ""))
+    if via == "chatroom":
+        targets.append(Target("chatroom", find("-m chatroom"), chatroom_stage, ""))
     return targets
 
 
@@ -228,7 +229,7 @@ def drive(stack: Stack, bots: list[str], turns: int, clients: int, length: int, 
 
 def profile(stack: Stack, args: argparse.Namespace, out: Path) -> list[Target]:
     bots = [bot for bot in SCRIPTS if bot in stack.hosts]
-    targets = find_targets(stack, bots)
+    targets = find_targets(stack, bots, args.via)
     drive(stack, bots, WARM_UP_TURNS, 1, WARM_UP_TURNS, args.via)
     recorders = []
     for target in targets:
@@ -249,7 +250,7 @@ def profile(stack: Stack, args: argparse.Namespace, out: Path) -> list[Target]:
         if output.exists():
             target.samples = parse_raw(output)
     for target in targets:
-        target.turns = handled.get(target.bot, sum(handled.values()))
+        target.turns = handled.get(target.bot, handled.get("helpdesk", 0))
     return targets
 
 
