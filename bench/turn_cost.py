@@ -8,8 +8,9 @@ The cost at turn N is the mean of turns N to N+9 (one whole cycle of the script)
 Each run starts fresh conversations; the table shows the median of the runs and
 their spread. With ``--ref`` a second stack runs that commit's code (extracted
 with git archive, sharing this tree's virtual environments; its bots are trained
-if their data differ) and its conversations advance in step with this tree's, so
-the machine's noise hits both alike and the ratio between them is fair.
+if their data differ; its own virtual environments are built with ``make install``
+if its pyproject.toml differs) and its conversations advance in step with this
+tree's, so the machine's noise hits both alike and the ratio between them is fair.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from bench.talk import SCRIPTS, chatroom_sender, direct_sender, script_turn
 from handoff.config import REPO_ROOT
-from handoff.run import RASA_BIN
 from tests.stack import Stack
 
 MARKS = (10, 100, 500)
@@ -37,16 +37,30 @@ PATHS = ("direct", "chatroom")
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
 # Runs inside the measured tree (its own tests.stack), so a commit is started the
 # way its own tests start it. It prints where the stack listens and stops it when
-# its standard input closes, which also happens if this process dies.
+# its standard input closes - also while the stack is still starting, and also
+# when this process dies.
 SERVE = """
-import json, os, sys, tempfile
+import json, os, signal, sys, tempfile, threading
 from pathlib import Path
 from tests.stack import default_config, running_stack
-with tempfile.TemporaryDirectory(prefix="turn-cost-") as root:
-    with running_stack(default_config(), Path(root)) as stack:
-        print(json.dumps({"chatroom_url": stack.chatroom_url, "hosts": stack.hosts,
-                          "state_dir": str(stack.state_dir), "pid": stack.pid}), flush=True)
-        sys.stdin.read()
+
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+def stop_when_input_closes():
+    sys.stdin.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+signal.signal(signal.SIGTERM, interrupt)
+threading.Thread(target=stop_when_input_closes, daemon=True).start()
+try:
+    with tempfile.TemporaryDirectory(prefix="turn-cost-") as root:
+        with running_stack(default_config(), Path(root)) as stack:
+            print(json.dumps({"chatroom_url": stack.chatroom_url, "hosts": stack.hosts,
+                              "state_dir": str(stack.state_dir), "pid": stack.pid}), flush=True)
+            threading.Event().wait()
+except KeyboardInterrupt:
+    pass
 """
 
 
@@ -68,9 +82,22 @@ def same_training_inputs(ref: str, bot: str) -> bool:
     return diff.returncode == 0
 
 
+def install(tree: Path, ref: str) -> None:
+    """Give ``tree`` virtual environments: this tree's if the dependencies are the same."""
+    if (tree / "pyproject.toml").read_bytes() == (REPO_ROOT / "pyproject.toml").read_bytes():
+        for venv in (".venv", ".venv-rasa"):
+            (tree / venv).symlink_to(REPO_ROOT / venv)
+        return
+    print(f"installing {ref}'s dependencies (its pyproject.toml differs) ...", file=sys.stderr)
+    caches = {name: os.environ.get(name) or str(REPO_ROOT / ".cache" / folder)
+              for name, folder in (("UV_CACHE_DIR", "uv"), ("PIP_CACHE_DIR", "pip"))}
+    subprocess.run(["make", *(f"{name}={path}" for name, path in caches.items()), "install"],
+                   cwd=tree, check=True, stdout=subprocess.DEVNULL)
+
+
 @contextmanager
 def checked_out(ref: str) -> Iterator[Path]:
-    """Yield a temporary copy of ``ref`` that can run: venvs shared, bots trained."""
+    """Yield a temporary copy of ``ref`` that can run: installed, bots trained."""
     with tempfile.TemporaryDirectory(prefix="turn-cost-ref-") as scratch:
         tree = Path(scratch) / "tree"
         tree.mkdir()
@@ -78,8 +105,7 @@ def checked_out(ref: str) -> Iterator[Path]:
         subprocess.run(["git", "archive", "--output", str(archive), ref], cwd=REPO_ROOT, check=True)
         with tarfile.open(archive) as tar:
             tar.extractall(tree, filter="data")
-        for venv in (".venv", ".venv-rasa"):
-            (tree / venv).symlink_to(REPO_ROOT / venv)
+        install(tree, ref)
         for bot_dir in sorted((tree / "bots").iterdir()):
             mine = REPO_ROOT / "bots" / bot_dir.name / "models"
             if same_training_inputs(ref, bot_dir.name) and any(mine.glob("*.tar.gz")):
@@ -87,7 +113,8 @@ def checked_out(ref: str) -> Iterator[Path]:
                 continue
             print(f"training {bot_dir.name} at {ref} (its data or config differ) ...", file=sys.stderr)
             subprocess.run(
-                [str(RASA_BIN), "train", "--out", "models", "--fixed-model-name", bot_dir.name],
+                [str(tree / ".venv-rasa" / "bin" / "rasa"), "train", "--out", "models",
+                 "--fixed-model-name", bot_dir.name],
                 cwd=bot_dir, check=True, stdout=subprocess.DEVNULL,
             )
         yield tree
@@ -104,7 +131,7 @@ def serving(tree: Path) -> Iterator[Stack]:
         "CHATROOM_RATE_PER_CLIENT": "0",
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVE], cwd=tree, env=env, text=True,
+        [str(tree / ".venv" / "bin" / "python"), "-c", SERVE], cwd=tree, env=env, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
