@@ -185,7 +185,7 @@ def states_key(omit_unset_slots: bool, ignore_rule_only_turns: bool,
 
 def copy_state(state: State) -> State:
     """Return a copy a policy may change without touching ours (values are immutable)."""
-    return {kind: dict(sub_state) for kind, sub_state in state.items()}  # type: ignore[misc]
+    return {kind: dict(sub_state) for kind, sub_state in state.items()}
 
 
 @dataclass
@@ -219,7 +219,7 @@ class StatesFold:
             if self.states:
                 domain._substitute_rule_only_user_input(state, self.states[-1])
             if self.last_ml_action_sub_state:
-                state[PREVIOUS_ACTION] = self.last_ml_action_sub_state  # type: ignore[assignment]
+                state[PREVIOUS_ACTION] = self.last_ml_action_sub_state
         self.states.append(domain._clean_state(state))
 
     def resumed(self) -> "StatesFold":
@@ -384,17 +384,17 @@ def new_checkpoint(tracker: CheckpointedTracker, domain: Domain, row_ids: List[i
         return None
     candidates = set(users[:len(users) - TAIL_TURNS + 1])
     applied = tracker.applied_events()
-    fresh = tracker.checkpoint is None or tracker.restarted_after_cut()
-    if not fresh and not tracker.cut_holds(applied):
+    current = tracker.checkpoint
+    if current is None or tracker.restarted_after_cut():
+        # The applied events begin within this tracker: the states start from nothing.
+        skip = 0
+        folds = {key: StatesFold(domain, *arguments) for key, arguments in asked_state_lists.items()}
+    elif tracker.cut_holds(applied) and all(key in current.folds for key in asked_state_lists):
+        # They begin with the snapshot: the states carry on from those kept at the cut.
+        skip = current.applied_snapshot
+        folds = {key: current.folds[key].resumed() for key in asked_state_lists}
+    else:
         return None
-    skip = 0 if fresh else tracker.checkpoint.applied_snapshot  # type: ignore[union-attr]
-    folds = {
-        key: StatesFold(domain, *arguments) if fresh or key not in tracker.checkpoint.folds  # type: ignore[union-attr]
-        else tracker.checkpoint.folds[key].resumed()  # type: ignore[union-attr]
-        for key, arguments in asked_state_lists.items()
-    }
-    if not fresh and len(folds) != len(tracker.checkpoint.folds.keys() & folds.keys()):  # type: ignore[union-attr]
-        return None  # a kind of state list the current cut has not kept: never invent it
     position = {id(event): index for index, event in enumerate(events)}
     prior = tracker.init_copy()
     found: Optional[Tuple[int, List[Event], Dict[StatesKey, StatesFold]]] = None
