@@ -42,6 +42,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Text, Tuple
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from rasa.core.actions.action import ActionSessionStart
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import (
@@ -69,8 +70,6 @@ from rasa.utils.endpoints import EndpointConfig
 
 from handoff import rasa_speedups
 from handoff.config import HOST_ID_ENV, state_dir
-
-rasa_speedups.install()
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +168,33 @@ class HandoffLockStore(LockStore):
 
     def save_lock(self, lock: TicketLock) -> None:
         self.backend.save_lock(lock)
+
+
+def whole_tracker(sender_id: Text, events: List[Event]) -> DialogueStateTracker:
+    """Return a tracker holding ``events``, for reading its event lists (its state is not replayed)."""
+    whole = DialogueStateTracker(sender_id, None)
+    whole.events = whole._create_events(events)
+    return whole
+
+
+# A copy of a CheckpointedTracker (what the processor hands an action) can give the
+# whole session through this attribute, for Rasa's session start (see ``install``).
+WHOLE_SESSION = "handoff_whole_session"
+slot_events_by_rasa = ActionSessionStart._slot_set_events_from_tracker
+
+
+def carried_over_slot_events(tracker: DialogueStateTracker) -> List[SlotSet]:
+    """Return the slot events Rasa's session start carries over, read from the whole session."""
+    whole_session = getattr(tracker, WHOLE_SESSION, None)
+    if whole_session is not None:
+        tracker = whole_tracker(tracker.sender_id, whole_session())
+    return slot_events_by_rasa(tracker)
+
+
+def install() -> None:
+    """Put Rasa's speed-ups in place, and let a new session carry over every slot event as before."""
+    rasa_speedups.install()
+    ActionSessionStart._slot_set_events_from_tracker = staticmethod(carried_over_slot_events)
 
 
 # What a policy asks ``past_states`` for, as a hashable key and as the arguments.
@@ -313,9 +339,14 @@ class CheckpointedTracker(DialogueStateTracker):
         # Dumps of this tracker (Rasa's HTTP API) show the whole session, as before.
         if event_verbosity == EventVerbosity.NONE or self.checkpoint is None:
             return super()._events_for_verbosity(event_verbosity)
-        whole = DialogueStateTracker(self.sender_id, None)
-        whole.events = whole._create_events(self.full_events())
-        return whole._events_for_verbosity(event_verbosity)
+        return whole_tracker(self.sender_id, self.full_events())._events_for_verbosity(event_verbosity)
+
+    def copy(self) -> DialogueStateTracker:
+        duplicate = super().copy()
+        if self.checkpoint is not None:
+            start, load_before_cut = self.tail_start(), self._load_before_cut
+            setattr(duplicate, WHOLE_SESSION, lambda: load_before_cut() + list(duplicate.events)[start:])
+        return duplicate
 
     def past_states(
         self,
@@ -606,3 +637,7 @@ class HandoffTrackerStore(SQLTrackerStore):
             "action_name": data.get("name"),
             "data": json.dumps(data),
         }
+
+
+# Rasa imports this module when it reads endpoints.yml, before it handles any message.
+install()

@@ -33,6 +33,7 @@ with warnings.catch_warnings():
     import psycopg2
     import redis
     from long_conversations import BOTS, BOTS_DIR, long_conversation, misunderstood, turns
+    from rasa.core.actions.action import ActionSessionStart
     from rasa.core.agent import Agent
     from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
     from rasa.core.tracker_store import SQLTrackerStore
@@ -258,6 +259,8 @@ def test_short_tracker_predicts_and_stores_exactly_as_the_whole_one(
     for args in rasa_stores.asked_state_lists.values():
         assert states_from_scratch(agent.domain, expected, args) \
             == agent.domain.states_for_tracker_history(expected, *args)
+    # A new session (/session_start) carries every slot event over, from the copy an action gets.
+    assert carried_over(actual) == carried_over(expected)
 
     # Rewinding further than the events after the cut needs the earlier ones back.
     rewinds: List[Event] = [UserUtteranceReverted() for _ in range(2 * rasa_stores.TAIL_TURNS + 2)]
@@ -267,6 +270,12 @@ def test_short_tracker_predicts_and_stores_exactly_as_the_whole_one(
     assert stored_rows(settings / f"{bot}-tracker.db") == stored_rows(settings / "rasa.db")
     whole = run(held.ours[1].retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
     assert whole == run(held.reference.retrieve_full_tracker(SENDER)).current_state(EventVerbosity.ALL)
+
+
+def carried_over(tracker: DialogueStateTracker) -> List[Any]:
+    """Return the slot events Rasa's session start would carry over from this tracker."""
+    events = ActionSessionStart._slot_set_events_from_tracker(tracker.copy())
+    return [(event.key, event.value, event.metadata) for event in events]
 
 
 def count_states(key: str) -> int:
