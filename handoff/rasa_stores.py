@@ -576,7 +576,9 @@ class HandoffTrackerStore(SQLTrackerStore):
             if known is not None and known.rows and known.started == head.started \
                     and known.rows[-1][0] <= head.last_id:
                 # Current, or behind by what another server of this bot added since.
-                newer = self._rows(connection, sender_id, head.started, after=known.rows[-1][0])
+                newer = []
+                if known.rows[-1][0] < head.last_id:
+                    newer = self._rows(connection, sender_id, head.started, after=known.rows[-1][0])
                 if head.since == len(known.rows) + len(newer):
                     known.rows += newer
                     return known
