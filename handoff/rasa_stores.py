@@ -22,12 +22,18 @@ retrieving, replaying, copying and featurising a tracker, and the tracker sent t
 the action server, stay the size of a few turns however long the conversation is;
 a turn saves only the events it added. A cut is only made before a user message
 that follows ``action_listen`` with no form active, where nothing that happens
-after it can reach back past it (a rewind that does, or any use of the full event
-list, loads the events before the cut from the store first).
+after it can reach back past it (a rewind that does, a dump through the HTTP API
+and a new session's carried-over slots load the events before the cut first).
+
+What custom actions see: the tracker they receive has the whole current state
+(slots, active form, latest message) but its ``events`` start at the cut, so they
+hold at least the last ``TAIL_TURNS`` user messages, not necessarily all of them.
 
 Every Rasa server of a bot may serve any conversation: the cached state of a
 conversation is checked against the store's last event id on every retrieval and
-brought up to date with the events another server added.
+brought up to date with the events another server added. Several servers (or
+Sanic workers) of one bot need ``REDIS_URL`` for their locks. SQLite is kept open
+on one connection and writes ahead (a log instead of two disk waits per commit).
 """
 from __future__ import annotations
 
