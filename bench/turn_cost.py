@@ -151,12 +151,14 @@ def serving(tree: Path) -> Iterator[Stack]:
         process.wait(timeout=120)
 
 
-def converse(stacks: dict[str, Stack], bot: str, turns: int) -> dict[tuple[str, str], list[float]]:
+def converse(stacks: dict[str, Stack], bot: str, turns: int,
+             paths: tuple[str, ...]) -> dict[tuple[str, str], list[float]]:
     """Hold one conversation per tree and path, advancing all of them a turn at a time."""
     senders: dict[tuple[str, str], Callable[[str], float]] = {}
     for name, stack in stacks.items():
         senders[name, "direct"] = direct_sender(stack, bot)
-        senders[name, "chatroom"] = chatroom_sender(stack, bot)
+        if "chatroom" in paths:
+            senders[name, "chatroom"] = chatroom_sender(stack, bot)
     times: dict[tuple[str, str], list[float]] = {key: [] for key in senders}
     for turn in range(turns):
         text = script_turn(bot, turn)
@@ -175,7 +177,8 @@ def ratios(numerators: list[float], denominators: list[float]) -> str:
     return spread([a / b for a, b in zip(numerators, denominators)], digits=2)
 
 
-def report(series: dict[tuple[str, str], Series], names: list[str], marks: list[int], width: int) -> str:
+def report(series: dict[tuple[str, str], Series], names: list[str], paths: tuple[str, ...],
+           marks: list[int], width: int) -> str:
     """Return the Markdown tables: ms per turn at each mark, then the ratios."""
     lines = [
         "| tree | path | " + " | ".join(f"turn {mark}, ms" for mark in marks)
@@ -183,7 +186,7 @@ def report(series: dict[tuple[str, str], Series], names: list[str], marks: list[
         "| --- | --- | " + " | ".join("---" for _ in marks) + " | --- |",
     ]
     for name in names:
-        for path in PATHS:
+        for path in paths:
             runs = series[name, path]
             lines.append(
                 f"| {name} | {path} | " + " | ".join(spread(runs.at(mark, width)) for mark in marks)
@@ -193,7 +196,7 @@ def report(series: dict[tuple[str, str], Series], names: list[str], marks: list[
         mine, ref = names
         lines += ["", "| path | " + " | ".join(f"turn {mark}: {mine} / {ref}" for mark in marks) + " |",
                   "| --- | " + " | ".join("---" for _ in marks) + " |"]
-        for path in PATHS:
+        for path in paths:
             mine_at, ref_at = series[mine, path].at, series[ref, path].at
             cells = [ratios(mine_at(mark, width), ref_at(mark, width)) for mark in marks]
             lines.append(f"| {path} | " + " | ".join(cells) + " |")
@@ -203,7 +206,8 @@ def report(series: dict[tuple[str, str], Series], names: list[str], marks: list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bot", default="helpdesk", choices=sorted(SCRIPTS),
-                        help="the bot to talk to; it must be the chatroom's entry host (default helpdesk)")
+                        help="the bot to talk to (default helpdesk); through the chatroom only if it is "
+                             "the entry host")
     parser.add_argument("--runs", type=int, default=3, help="fresh conversations per path (default 3)")
     parser.add_argument("--ref", help="also measure this git ref (e.g. main), side by side")
     parser.add_argument("--marks", default=",".join(map(str, MARKS)),
@@ -217,14 +221,16 @@ def main() -> None:
         stacks = {"this tree": started.enter_context(serving(REPO_ROOT))}
         if args.ref:
             stacks[args.ref] = started.enter_context(serving(started.enter_context(checked_out(args.ref))))
-        series = {(name, path): Series() for name in names for path in PATHS}
+        entry = stacks["this tree"].config().get("entry")
+        paths = PATHS if args.bot == entry else ("direct",)
+        series = {(name, path): Series() for name in names for path in paths}
         for run in range(args.runs):
             print(f"run {run + 1} of {args.runs}: {turns} turns per conversation ...", file=sys.stderr)
-            for key, times in converse(stacks, args.bot, turns).items():
+            for key, times in converse(stacks, args.bot, turns, paths).items():
                 series[key].runs.append(times)
     print(f"{args.bot}: ms per turn, mean of turns N..N+{width - 1}; median of {args.runs} runs (min-max); "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(report(series, names, marks, width))
+    print(report(series, names, paths, marks, width))
 
 
 if __name__ == "__main__":
