@@ -82,13 +82,15 @@ logger = logging.getLogger(__name__)
 DATABASE_URL_ENV = "DATABASE_URL"
 REDIS_URL_ENV = "REDIS_URL"
 # The processor's tracker holds at least this many user messages after the cut and
-# at most twice as many: enough for actions that look back a few turns (a handoff
-# reason, "has this person talked to me before?") and for any rewind.
-TAIL_TURNS = 8
+# fewer than twice as many: enough for actions that look back a few turns (a
+# handoff reason, "has this person talked to me before?"), few enough that a turn
+# late in a conversation costs what one early in it costs.
+TAIL_TURNS = 6
 # Dialogue states kept from before the cut, per kind of state list a policy asks
-# for. Must exceed the longest rule and the longest memorized story (in states):
-# a longer history never matches, a shorter one is kept whole.
-STATES_BEFORE_CUT = 32
+# for. Must exceed the longest rule and the longest memorized story (in states,
+# checked by tests/rasa_side/test_rasa_stores.py): a longer history never matches,
+# a shorter one is kept whole. Each one costs the policies a little on every turn.
+STATES_BEFORE_CUT = 16
 # Conversations whose recent events this process keeps in memory.
 CACHED_CONVERSATIONS = 1000
 SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")

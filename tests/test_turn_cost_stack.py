@@ -1,6 +1,6 @@
 """Long conversations on the real stack: the bots' tracker store cuts them short, nothing else changes.
 
-The helpdesk's tracker store hands Rasa only the last 8 to 16 user messages of a
+The helpdesk's tracker store hands Rasa only the last 6 to 11 user messages of a
 long conversation (handoff/rasa_stores.py); these tests hold conversations long
 enough for several such cuts and check what a person and the tracker API see.
 The long part goes straight to the bot's REST webhook, in the chatroom's
@@ -20,7 +20,7 @@ from tests.test_handoff_stack import actions_after_last_arrival, hand_over
 pytestmark = pytest.mark.stack
 
 SCRIPT = SCRIPTS["helpdesk"]
-CYCLES = 5  # 50 messages: the first cut comes after 16, then one every 8
+CYCLES = 5  # 50 messages: the first cut comes after 12, then one every 6
 
 
 def welcome_back(title: str) -> str:
