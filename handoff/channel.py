@@ -5,6 +5,7 @@ next, so a person would get a confident wrong answer and the tracker would move
 on. This channel asks the action server's /health first and answers 503 instead,
 which the chatroom turns into "temporarily unavailable"; nothing reaches the
 tracker. Enable it in a bot's credentials.yml as ``handoff.channel.HandoffRestInput:``.
+Importing it also installs ``handoff.rasa_speedups`` in the Rasa server.
 """
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from handoff import rasa_speedups
+
+rasa_speedups.install()
 
 logger = logging.getLogger(__name__)
 
