@@ -13,6 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import arrival
 from handoff.config import ConfigError, HandoffConfig, Host, current_config, own_host_id
 from handoff.envelope import ASKED_FOR_HUMAN, NAMED_TARGET, NOT_UNDERSTOOD, OUT_OF_DOMAIN, build_envelope
 from handoff.payload import ARRIVAL_INTENT, HANDOFF_TO, TRIGGER_INTENT, handoff_payload, trigger_message
@@ -146,9 +147,11 @@ def handoff_envelope(tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, An
 
 
 def is_return(tracker: Tracker) -> bool:
-    """Tell whether the person talked to this bot before the arrival being handled."""
-    user_events = [e for e in tracker.events if e.get("event") == "user"]
-    return len(user_events) > 1
+    """Tell whether the person talked to this bot before the arrival being handled.
+
+    The same handoff told twice (after a crash) is one arrival, not a return.
+    """
+    return arrival.visited_before([event for event in tracker.events if event.get("event") == "user"])
 
 
 def offer_hosts(dispatcher: CollectingDispatcher, config: HandoffConfig, preferred: Optional[Text]) -> None:

@@ -1,4 +1,4 @@
-"""The handoff envelope a bot sends, from trackers built with Tracker.from_dict."""
+"""The handoff envelope a bot sends, and how an arriving bot greets: trackers built with Tracker.from_dict."""
 import asyncio
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from handoff.actions import ActionHandoff, handoff_cause, passed_slots, summarize
+from handoff.actions import ActionGreetArrival, ActionHandoff, handoff_cause, passed_slots, summarize
 from handoff.envelope import REASONS
 from tests.rasa_side.bots import load_domain
 from tests.rasa_side.test_handoff_actions import config_file  # noqa: F401 - autouse: hosts and this bot's id
@@ -176,3 +176,34 @@ def test_only_filled_slots_worth_passing_are_passed():
     assert passed_slots(from_dict([], slots)) == {
         "email": "sam@example.com", "priority": "high", "PERSON": "Ana", "amount-of-money": 20.5,
     }
+
+
+def arrival_event(handoff_id: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+    metadata = {"handoff": {"reason": "out_of_domain", "handoff_id": handoff_id}} if handoff_id else {}
+    return user(f'/handoff{{"from_host":"{HELPDESK_URL}"}}', "handoff", {**metadata, **extra})
+
+
+def greeting(events: List[Dict[str, Any]], domain: Dict[str, Any] = FINANCIAL) -> str:
+    dispatcher, result = run(ActionGreetArrival(), from_dict(events), domain)
+    assert result == []
+    (message,) = dispatcher.messages
+    return message["response"]
+
+
+@pytest.mark.parametrize("events, response", [
+    pytest.param([arrival_event("h1")], "utter_handoff_arrival", id="first arrival"),
+    pytest.param([arrival_event("h1"), arrival_event("h1")], "utter_handoff_arrival",
+                 id="the same handoff told again"),
+    pytest.param([arrival_event("h1"), user("pay my emblem card", "pay_cc"),
+                  user("fifty dollars", "inform"), arrival_event("h1")], "utter_handoff_arrival",
+                 id="told again after its request and an answer"),
+    pytest.param([user("hi", "greet"), arrival_event("h1"), arrival_event("h1")], "utter_welcome_back",
+                 id="told again to someone who was here before"),
+    pytest.param([arrival_event("h1"), user("thanks", "thankyou"), arrival_event("h2")], "utter_welcome_back",
+                 id="a later handoff"),
+    pytest.param([user("hi", "greet"), arrival_event()], "utter_welcome_back",
+                 id="no handoff id, here before"),
+    pytest.param([arrival_event()], "utter_handoff_arrival", id="no handoff id, first message"),
+])
+def test_a_repeated_arrival_of_one_handoff_is_not_a_return(events, response):
+    assert greeting(events) == response
