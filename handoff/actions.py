@@ -38,6 +38,8 @@ BOOKKEEPING_SLOTS = frozenset({
     "AA_CONTINUE_FORM", "zz_confirm_form", "confirm", "next_form_name", "previous_form_name",
     "form_stash", "time_formatted", "previous_email", "caller_id",
 })
+# The optional greeting for an arrival whose request follows at once (see handoff/arrival.py).
+ARRIVAL_WITH_REQUEST = "utter_handoff_arrival_request"
 
 
 def _load() -> HandoffConfig:
@@ -235,7 +237,14 @@ class ActionGreetArrival(Action):
     ) -> List[EventType]:
         config = _load()
         me = config.get_host(own_host_id())
-        response = "utter_welcome_back" if is_return(tracker) else "utter_handoff_arrival"
+        if is_return(tracker):
+            response = "utter_welcome_back"
+        elif arrival.request_follows(tracker.latest_message.get("metadata")) and ARRIVAL_WITH_REQUEST in (
+            domain.get("responses") or {}
+        ):
+            response = ARRIVAL_WITH_REQUEST
+        else:
+            response = "utter_handoff_arrival"
         dispatcher.utter_message(response=response, host_title=me.title)
         return []
 

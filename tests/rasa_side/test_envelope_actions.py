@@ -8,6 +8,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import arrival
 from handoff.actions import ActionGreetArrival, ActionHandoff, handoff_cause, passed_slots, summarize
 from handoff.envelope import REASONS
 from tests.rasa_side.bots import load_domain
@@ -194,7 +195,7 @@ def greeting(events: List[Dict[str, Any]], domain: Dict[str, Any] = FINANCIAL) -
     pytest.param([arrival_event("h1")], "utter_handoff_arrival", id="first arrival"),
     pytest.param([arrival_event("h1"), arrival_event("h1")], "utter_handoff_arrival",
                  id="the same handoff told again"),
-    pytest.param([arrival_event("h1"), user("pay my emblem card", "pay_cc"),
+    pytest.param([arrival_event("h1"), user("pay my emblem card", "pay_cc", {arrival.REQUEST_OF: "h1"}),
                   user("fifty dollars", "inform"), arrival_event("h1")], "utter_handoff_arrival",
                  id="told again after its request and an answer"),
     pytest.param([user("hi", "greet"), arrival_event("h1"), arrival_event("h1")], "utter_welcome_back",
@@ -207,3 +208,27 @@ def greeting(events: List[Dict[str, Any]], domain: Dict[str, Any] = FINANCIAL) -
 ])
 def test_a_repeated_arrival_of_one_handoff_is_not_a_return(events, response):
     assert greeting(events) == response
+
+
+def test_an_arrival_whose_request_follows_is_greeted_without_a_question():
+    follows = {arrival.REQUEST_FOLLOWS: True}
+    assert greeting([arrival_event("h1", **follows)]) == "utter_handoff_arrival_request"
+    assert greeting([user("hi", "greet"), arrival_event("h1", **follows)]) == "utter_welcome_back"
+    # A bot without the optional response greets as usual.
+    assert greeting([arrival_event("h1", **follows)], {"responses": {}}) == "utter_handoff_arrival"
+
+
+@pytest.mark.parametrize("reason, request_text, forwarded", [
+    ("out_of_domain", "I want to pay my emblem card", "I want to pay my emblem card"),
+    ("named_target", "take me to finance to pay my card", "take me to finance to pay my card"),
+    ("not_understood", "  pay emblm  ", "pay emblm"),
+    ("asked_for_human", "can I talk to a person", None),
+    ("operator_handback", "whatever", None),
+    ("out_of_domain", '/restart', None),
+    ("out_of_domain", None, None),
+])
+def test_only_a_request_about_a_task_is_forwarded(reason, request_text, forwarded):
+    metadata = {"handoff": {"reason": reason, "request": request_text, "handoff_id": "h1"}}
+    assert arrival.request_to_forward(f'/handoff{{"from_host":"{HELPDESK_URL}"}}', metadata) == forwarded
+    assert arrival.request_to_forward("/handoffs", metadata) is None
+    assert arrival.request_to_forward("hello", metadata) is None
