@@ -22,6 +22,7 @@ from flask import (
 )
 
 from handoff.config import HandoffConfig, Host, config_problem, current_config
+from handoff.envelope import REQUEST, SLOTS, SUMMARY
 
 from . import events, operators, parlant_client, stats, stays, store, watch
 from .routing import HANDED_BACK, Router, turn_lock
@@ -169,7 +170,28 @@ def conversation_json(conversation: store.Conversation, after: int) -> dict[str,
         "messages": [
             message.to_json() for message in store.list_messages(connection, conversation.id, after)
         ],
+        "context": context_json(connection, conversation),
         **watch.conversation_extras(connection, config, conversation),
+    }
+
+
+def context_json(connection: store.Connection, conversation: store.Conversation) -> dict[str, Any] | None:
+    """Return what the latest handoff told about the person: reason code, summary, slots and request.
+
+    It is the envelope as stored with the switch, so masked unless that host is trusted.
+    """
+    latest = store.find_latest_switch(connection, conversation.id)
+    if latest is None:
+        return None
+    envelope = latest.envelope or {}
+    return {
+        "reason": latest.reason_code,
+        "summary": envelope.get(SUMMARY),
+        "request": envelope.get(REQUEST),
+        "slots": envelope.get(SLOTS) or {},
+        "from_host": host_json(latest.from_host),
+        "to_host": host_json(latest.to_host),
+        "at": latest.at,
     }
 
 

@@ -7,23 +7,39 @@ The words a person reads live in each bot's responses, not here.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import arrival
 from handoff.config import ConfigError, HandoffConfig, Host, current_config, own_host_id
-from handoff.payload import ARRIVAL_INTENT, HANDOFF_TO, handoff_payload, trigger_message
+from handoff.envelope import ASKED_FOR_HUMAN, NAMED_TARGET, NOT_UNDERSTOOD, OUT_OF_DOMAIN, build_envelope
+from handoff.payload import ARRIVAL_INTENT, HANDOFF_TO, TRIGGER_INTENT, handoff_payload, trigger_message
 
 logger = logging.getLogger(__name__)
 
 # The chatroom speaks Rasa's REST channel; elsewhere (rasa shell, rasa test) a
 # handoff payload would go nowhere, so the bot says what it would have done.
 HANDOFF_CHANNEL = "rest"
-# Answers to the offer and arrivals are never the reason for a handoff; a
-# request typed in words ("take me to the banking assistant") is.
-NOT_A_REASON = {ARRIVAL_INTENT, "affirm", "deny"}
+# Answers to an offer and arrivals are never the person's request.
+NOT_A_REQUEST = {ARRIVAL_INTENT, "affirm", "deny"}
+# Actions that offer the hosts: a choice made right after one answers that offer.
+OFFER_ACTIONS = {"action_handoff_options", "action_handoff"}
+# Why a person was offered the hosts, by what they said before the offer.
+REASON_OF_INTENT = {
+    "human_handoff": ASKED_FOR_HUMAN, "nlu_fallback": NOT_UNDERSTOOD, TRIGGER_INTENT: NAMED_TARGET,
+}
+# Slots that only keep a bot's own books, worthless to whoever receives the person:
+# Rasa's, the handoff actions', and the starter packs' form bookkeeping.
+BOOKKEEPING_SLOTS = frozenset({
+    "requested_slot", "session_started_metadata", HANDOFF_TO,
+    "AA_CONTINUE_FORM", "zz_confirm_form", "confirm", "next_form_name", "previous_form_name",
+    "form_stash", "time_formatted", "previous_email", "caller_id",
+})
+# The optional greeting for an arrival whose request follows at once (see handoff/arrival.py).
+ARRIVAL_WITH_REQUEST = "utter_handoff_arrival_request"
 
 
 def _load() -> HandoffConfig:
@@ -33,22 +49,111 @@ def _load() -> HandoffConfig:
     return config
 
 
-def handoff_reason(tracker: Tracker) -> Optional[Text]:
-    """Return what the person said that led to the handoff, for whoever receives them."""
-    for event in reversed(tracker.events):
-        if event.get("event") != "user":
+def _intent(event: Dict[Text, Any]) -> Optional[Text]:
+    return ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+
+
+def _happened(
+    events: List[Dict[Text, Any]], since: int, until: int, check: Callable[[Dict[Text, Any]], bool]
+) -> bool:
+    return any(check(event) for event in events[since + 1:until])
+
+
+def _offers(event: Dict[Text, Any]) -> bool:
+    return event.get("event") == "action" and event.get("name") in OFFER_ACTIONS
+
+
+def _names_a_host(event: Dict[Text, Any]) -> bool:
+    # Slot handoff_to filled by a mapping from an intent that belongs to another host.
+    return event.get("event") == "slot" and event.get("name") == HANDOFF_TO and bool(event.get("value"))
+
+
+def handoff_cause(events: List[Dict[Text, Any]]) -> Tuple[Text, Optional[Text]]:
+    """Return why the person is being handed off (a reason of the envelope) and their words that led there.
+
+    A choice made right after an offer answers it, so what brought the offer
+    is the cause: a request the bot pointed to another host (out_of_domain), a
+    request for someone else (asked_for_human), a second miss in a row
+    (not_understood), a host named that the bot could not place
+    (named_target). Without an offer, the person named the host themselves.
+    """
+    users = [index for index, event in enumerate(events) if event.get("event") == "user"]
+    if not users:
+        return ASKED_FOR_HUMAN, None
+    cause = len(users) - 1
+    if cause > 0 and _happened(events, users[cause - 1], users[cause], _offers):
+        cause -= 1
+    if cause < len(users) - 1 and _happened(events, users[cause], users[cause + 1], _names_a_host):
+        reason = OUT_OF_DOMAIN
+    else:
+        reason = REASON_OF_INTENT.get(_intent(events[users[cause]]) or "", ASKED_FOR_HUMAN)
+    return reason, _typed_request(events, users[:cause + 1])
+
+
+def _typed_request(events: List[Dict[Text, Any]], users: List[int]) -> Optional[Text]:
+    """Return the person's words behind the last of ``users``: buttons pressed lead back to what was typed."""
+    for index in reversed(users):
+        text = (events[index].get("text") or "").strip()
+        if text.startswith("/"):
             continue
-        intent = (event.get("parse_data") or {}).get("intent", {}).get("name")
-        text = (event.get("text") or "").strip()
-        if intent not in NOT_A_REASON and text and not text.startswith("/"):
-            return text
+        return text if text and _intent(events[index]) not in NOT_A_REQUEST else None
     return None
 
 
+def passed_slots(tracker: Tracker) -> Dict[Text, Any]:
+    """Return the filled slots worth passing on: plain values, no bookkeeping."""
+    return {
+        name: value for name, value in tracker.slots.items()
+        if name not in BOOKKEEPING_SLOTS and isinstance(value, (str, int, float, bool)) and value != ""
+    }
+
+
+def _words(name: Text) -> Text:
+    return name.replace("_", " ")
+
+
+def _listed(slots: Dict[Text, Any]) -> Text:
+    return ", ".join(f"{_words(name)}: {value}" for name, value in slots.items())
+
+
+def summarize(tracker: Tracker, domain: Dict[Text, Any], request: Optional[Text]) -> Optional[Text]:
+    """Return the sender's short account: the task in progress, what is known so far, the last request.
+
+    Built from the tracker alone, in the bot's own names for forms and slots.
+    """
+    slots = passed_slots(tracker)
+    parts = []
+    form = tracker.active_loop_name
+    if form:
+        required = ((domain.get("forms") or {}).get(form) or {}).get("required_slots")
+        if isinstance(required, list):
+            slots = {name: slots[name] for name in required if name in slots}
+        details = [_listed(slots)] if slots else []
+        asking = tracker.get_slot("requested_slot")
+        if asking and asking not in BOOKKEEPING_SLOTS:
+            details.append(f"waiting for {_words(asking)}")
+        parts.append(f"Task in progress: {_words(form)}" + (f" ({'; '.join(details)})" if details else ""))
+    elif slots:
+        parts.append(f"Known so far: {_listed(slots)}")
+    if request:
+        parts.append(f'Last request: "{request}"')
+    return ". ".join(parts) + "." if parts else None
+
+
+def handoff_envelope(tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+    """Return the envelope a handoff from this tracker carries (unmasked: the chatroom masks it)."""
+    reason, request = handoff_cause(tracker.events)
+    return build_envelope(
+        reason, summary=summarize(tracker, domain, request), slots=passed_slots(tracker), request=request,
+    )
+
+
 def is_return(tracker: Tracker) -> bool:
-    """Tell whether the person talked to this bot before the arrival being handled."""
-    user_events = [e for e in tracker.events if e.get("event") == "user"]
-    return len(user_events) > 1
+    """Tell whether the person talked to this bot before the arrival being handled.
+
+    The same handoff told twice (after a crash) is one arrival, not a return.
+    """
+    return arrival.visited_before([event for event in tracker.events if event.get("event") == "user"])
 
 
 def offer_hosts(dispatcher: CollectingDispatcher, config: HandoffConfig, preferred: Optional[Text]) -> None:
@@ -116,11 +221,8 @@ class ActionHandoff(Action):
             dispatcher.utter_message(response="utter_wouldve_handed_off", host_title=target.title)
             return clear
         dispatcher.utter_message(response="utter_handoff", host_title=target.title)
-        dispatcher.utter_message(
-            json_message=handoff_payload(
-                target.url, target.title, host_id=target.id, reason=handoff_reason(tracker)
-            )
-        )
+        payload = handoff_payload(target.url, target.title, host_id=target.id)
+        dispatcher.utter_message(json_message={**payload, **handoff_envelope(tracker, domain)})
         return clear
 
 
@@ -135,7 +237,14 @@ class ActionGreetArrival(Action):
     ) -> List[EventType]:
         config = _load()
         me = config.get_host(own_host_id())
-        response = "utter_welcome_back" if is_return(tracker) else "utter_handoff_arrival"
+        if is_return(tracker):
+            response = "utter_welcome_back"
+        elif arrival.request_follows(tracker.latest_message.get("metadata")) and ARRIVAL_WITH_REQUEST in (
+            domain.get("responses") or {}
+        ):
+            response = ARRIVAL_WITH_REQUEST
+        else:
+            response = "utter_handoff_arrival"
         dispatcher.utter_message(response=response, host_title=me.title)
         return []
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 import aiohttp
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import rasa_speedups
+from handoff import arrival, rasa_speedups
+from handoff.payload import HANDOFF_TO
 
 rasa_speedups.install()
 
@@ -70,7 +72,7 @@ class HandoffRestInput(RestInput):
         return self._healthy
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        webhook = super().blueprint(self.feeding_requests(on_new_message))
 
         @webhook.middleware("request")
         async def refuse_while_actions_are_down(request: Request) -> Optional[HTTPResponse]:
@@ -79,3 +81,69 @@ class HandoffRestInput(RestInput):
             return None
 
         return webhook
+
+    # Feeding a handed-over request to the bot right after the arrival: handoff/arrival.py says
+    # why and when. Kept apart from the checks above.
+
+    # The Sanic app serving this channel: its agent (replaced when a model loads) reads words and trackers.
+    _server: Any = None
+
+    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+        self._server = request.app
+        return super().get_metadata(request)
+
+    def feeding_requests(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[
+        [UserMessage], Awaitable[None]
+    ]:
+        """Wrap Rasa's message handler: an arrival passing on a request the bot acts on is followed by it.
+
+        The arrival is marked (the greeting knows the request follows); the
+        request goes in as the person's next message, and both answers land
+        in the same reply.
+        """
+
+        async def handle(message: UserMessage) -> None:
+            request = await self.request_to_feed(message)
+            if request is None:
+                await on_new_message(message)
+                return
+            metadata = dict(message.metadata or {})
+            await on_new_message(UserMessage(
+                message.text, message.output_channel, message.sender_id,
+                input_channel=message.input_channel, metadata={**metadata, arrival.REQUEST_FOLLOWS: True},
+            ))
+            await on_new_message(UserMessage(
+                request, message.output_channel, message.sender_id, input_channel=message.input_channel,
+                metadata={arrival.REQUEST_OF: arrival.handoff_id_of(metadata)},
+            ))
+
+        return handle
+
+    async def request_to_feed(self, message: UserMessage) -> Optional[Text]:
+        """Return the request an arrival passes on, if the bot would act on it and has not had it yet."""
+        request = arrival.request_to_forward(message.text, message.metadata)
+        agent = getattr(getattr(self._server, "ctx", None), "agent", None)
+        if request is None or agent is None or not agent.is_ready():
+            return None
+        try:
+            tracker = await agent.tracker_store.retrieve(message.sender_id)
+            events = tracker.events if tracker is not None else []
+            earlier = [event.metadata for event in events if isinstance(event, UserUttered)]
+            if arrival.forwarded_before(earlier, arrival.handoff_id_of(message.metadata)):
+                return None
+            intent = ((await agent.parse_message(request)).get("intent") or {}).get("name")
+        except Exception:  # noqa: BLE001 - the arrival itself must go through whatever happens here
+            logger.exception("sender=%s: could not read the request an arrival passed on", message.sender_id)
+            return None
+        if not arrival.acts_on(intent, arrival.intents_pointing_elsewhere(handoff_to_mappings(agent.domain))):
+            logger.info("sender=%s: the request passed on reads as %s; not fed", message.sender_id, intent)
+            return None
+        return request
+
+
+def handoff_to_mappings(domain: Any) -> List[Dict[Text, Any]]:
+    """Return the slot mappings of the bot's ``handoff_to`` slot (none if it has no such slot)."""
+    for slot in getattr(domain, "slots", []):
+        if slot.name == HANDOFF_TO:
+            return list(slot.mappings)
+    return []

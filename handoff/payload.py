@@ -1,7 +1,8 @@
 """The handoff wire contract: payload keys and the messages built from them.
 
 A bot hands off by sending ``{"custom": {"handoff_host": url, "title": title}}``
-(optionally with ``handoff_to`` and ``reason``); the chatroom tells the new host
+(optionally with ``handoff_to``, and beside them the handoff envelope's keys,
+``reason`` first: see ``handoff/envelope.py``); the chatroom tells the new host
 where the person came from with ``/handoff{"from_host": url}``.
 """
 from __future__ import annotations

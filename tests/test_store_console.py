@@ -55,6 +55,24 @@ def test_a_switch_keeps_its_reason_code_and_envelope(db):
     ]
 
 
+def test_the_latest_switch_of_a_conversation_comes_with_its_envelope(db):
+    assert store.find_latest_switch(db, "c1") is None
+    conversation = store.create_conversation(db, "c1", "helpdesk")
+    store.create_conversation(db, "c2", "helpdesk")
+    store.switch_host(db, conversation, "financial", None, reason_code="out_of_domain", envelope=ENVELOPE)
+    to_desk = {"reason": "asked_for_human", "request": "a person please"}
+    at_financial = store.Conversation("c1", "financial")
+    store.switch_host(db, at_financial, "human", None, reason_code="asked_for_human", envelope=to_desk)
+
+    latest = store.find_latest_switch(db, "c1")
+    assert (latest.from_host, latest.to_host, latest.reason_code, latest.envelope) == (
+        "financial", "human", "asked_for_human", to_desk,
+    )
+    assert store.find_latest_switch(db, "c2") is None
+    store.switch_host(db, store.Conversation("c1", "human"), "helpdesk", "host removed from config")
+    assert store.find_latest_switch(db, "c1").envelope is None
+
+
 def test_notes_are_kept_in_order_after_the_message_that_was_last(db):
     store.create_conversation(db, "c1", "helpdesk")
     store.create_conversation(db, "c2", "helpdesk")

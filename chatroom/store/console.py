@@ -45,13 +45,14 @@ class ActiveConversation:
 
 @dataclass(frozen=True)
 class Switch:
-    """One handoff, as the figures see it."""
+    """One handoff, as the figures see it; with its handoff envelope when the console shows one."""
 
     conversation_id: str
     from_host: str
     to_host: str
     reason_code: str | None
     at: float
+    envelope: dict[str, Any] | None = None
 
 
 INSERT_NOTE = sa.insert(operator_note)
@@ -98,6 +99,15 @@ LIST_SWITCHES = (
     )
     .where(switch.c.at >= in_period["since"], switch.c.at < in_period["until"])
     .order_by(switch.c.at, switch.c.id)
+)
+LATEST_SWITCH = (
+    sa.select(
+        switch.c.conversation_id, switch.c.from_host, switch.c.to_host, switch.c.reason_code, switch.c.at,
+        switch.c.envelope,
+    )
+    .where(switch.c.conversation_id == sa.bindparam("conversation"))
+    .order_by(switch.c.id.desc())
+    .limit(1)
 )
 LIST_STAYS_BETWEEN = (
     sa.select(desk_session)
@@ -158,6 +168,15 @@ def mark_takeover(db: Connection, conversation_id: str, session_id: str, operato
 def list_switches(db: Connection, since: float, until: float) -> list[Switch]:
     """Return the switches made in [since, until), oldest first."""
     return [Switch(**row) for row in db.execute(LIST_SWITCHES, {"since": since, "until": until}).mappings()]
+
+
+def find_latest_switch(db: Connection, conversation_id: str) -> Switch | None:
+    """Return the conversation's latest switch with its envelope, or None if it never changed hosts."""
+    row = db.execute(LATEST_SWITCH, {"conversation": conversation_id}).mappings().first()
+    if row is None:
+        return None
+    envelope = json.loads(row["envelope"]) if row["envelope"] else None
+    return Switch(**{**row, "envelope": envelope})
 
 
 def list_stays_between(db: Connection, since: float, until: float) -> list[Stay]:

@@ -84,9 +84,10 @@ def test_options_with_no_other_host_say_so(config_file: Path):
     assert dispatcher.messages[0]["response"] == "utter_no_handoff"
 
 
-def test_handoff_sends_the_payload_with_url_title_id_and_reason():
+def test_handoff_sends_the_payload_with_url_title_id_and_the_envelope():
     events = [
         user("my card was charged twice", "human_handoff"),
+        {"event": "action", "name": "action_handoff_options"},
         user('/trigger_handoff{"handoff_to":"financial"}', "trigger_handoff"),
     ]
     dispatcher, result = run(ActionHandoff(), tracker(events, {"handoff_to": "financial"}))
@@ -96,7 +97,10 @@ def test_handoff_sends_the_payload_with_url_title_id_and_reason():
         "handoff_host": "http://localhost:5006",
         "title": "Financial Assistant",
         "handoff_to": "financial",
-        "reason": "my card was charged twice",
+        "reason": "asked_for_human",
+        "summary": 'Last request: "my card was charged twice".',
+        "request": "my card was charged twice",
+        "language": "en",
     }
     assert result == [SlotSet("handoff_to", None)]
 

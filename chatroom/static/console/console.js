@@ -17,6 +17,9 @@
   const fromLine = document.getElementById("conversation-from");
   const reasonLine = document.getElementById("conversation-reason");
   const metaLine = document.getElementById("conversation-meta");
+  const contextPanel = document.getElementById("context");
+  const contextRoute = document.getElementById("context-route");
+  const contextFields = document.getElementById("context-fields");
   const transcript = document.getElementById("transcript");
   const statusLine = document.getElementById("desk-status");
   const replyForm = document.getElementById("reply");
@@ -256,11 +259,38 @@
     takeOverButton.disabled = !data.with_bot || !(data.desks || []).length;
   }
 
+  // What the latest handoff told about the person (the envelope as stored: masked unless the host is trusted).
+  function renderContext(context, now) {
+    contextFields.replaceChildren();
+    contextPanel.hidden = !context;
+    if (!context) return;
+    contextRoute.textContent = `Handoff from ${context.from_host.title} to ${context.to_host.title}, ${since(now - context.at)} ago`;
+    const slots = Object.entries(context.slots || {});
+    const rows = [
+      ["Reason", context.reason || "unspecified"],
+      ["Summary", context.summary],
+      ["Request", context.request],
+    ];
+    for (const [label, value] of rows) {
+      if (!value) continue;
+      contextFields.appendChild(element("dt", "", label));
+      contextFields.appendChild(element("dd", `context-${label.toLowerCase()}`, value));
+    }
+    if (!slots.length) return;
+    const list = element("ul", "context-slots");
+    for (const [name, value] of slots) list.appendChild(element("li", "", `${name}: ${value}`));
+    const cell = element("dd", "context-slots-cell");
+    cell.appendChild(list);
+    contextFields.appendChild(element("dt", "", "Slots"));
+    contextFields.appendChild(cell);
+  }
+
   function apply(data) {
     if (!current || data.conversation_id !== current.id) return;
     current.live = data.live;
     current.data = data;
     renderHeader(data);
+    renderContext(data.context, data.now);
     addMessages(data, data.messages || []);
     addNotes(data.notes);
   }
@@ -293,6 +323,7 @@
     typingSentAt = 0;
     panel.hidden = false;
     transcript.replaceChildren();
+    renderContext(null);
     handBackHost.replaceChildren();
     takeOverDesk.replaceChildren();
     showStatus("");
