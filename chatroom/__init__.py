@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -57,6 +58,16 @@ def handle_api_error(exc: ApiError):
 def handle_busy(exc: Exception):
     # A turn lock held too long, or the shared state out of reach: nothing was done, try again.
     return jsonify(error="The chatroom is busy; please try again in a moment."), 503, {"Retry-After": "2"}
+
+
+def handle_database_unreachable(exc: sa.exc.OperationalError):
+    # The database went away mid-request (a restart, a failover): whatever was not committed is not
+    # done, the next request reconnects, so the person is asked to try again rather than shown an error.
+    logging.getLogger("chatroom").warning(
+        "%s %s: the database did not answer (%s); answered 503", request.method, request.path,
+        (str(exc.orig or exc).splitlines() or [type(exc).__name__])[0],
+    )
+    return handle_busy(exc)
 
 
 def handle_http_error(exc: HTTPException):
@@ -129,6 +140,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(shared.Busy, handle_busy)
     app.register_error_handler(shared.Unavailable, handle_busy)
+    app.register_error_handler(sa.exc.OperationalError, handle_database_unreachable)
     app.before_request(refuse_large_bodies)
     app.after_request(add_security_headers)
     logging.getLogger("chatroom").setLevel(logging.INFO)

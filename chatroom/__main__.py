@@ -24,7 +24,8 @@ from handoff.config import ConfigError, current_config  # noqa: E402
 
 from . import settings  # noqa: E402
 
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# The worker's pid in every line: with several workers, which one served a turn is in the log.
+LOG_FORMAT = "%(levelname)s %(name)s [%(process)d]: %(message)s"
 
 
 class ChatroomWorker(GeventWorker):

@@ -74,11 +74,13 @@ def turn_lock(conversation_id: str):
     """Hold the lock that keeps one turn at a time in flight for a conversation, on any worker.
 
     A turn waits for the one before it at most as long as a turn may take (then
-    Busy); the lock lapses by itself if its worker dies in the middle.
+    Busy). Its holder keeps it for as long as the turn runs, and if the worker
+    dies in the middle the lock lapses within half that wait: the turn behind it
+    (the person sending again) still gets it.
     """
     budget = float(current_app.config["QUEUE_WAIT"]) + float(current_app.config["TURN_TIMEOUT"])
     return current_app.extensions["shared"].locks.hold(
-        f"turn:{conversation_id}", wait=budget, lease=2 * budget + 5
+        f"turn:{conversation_id}", wait=budget, lease=budget / 2
     )
 
 

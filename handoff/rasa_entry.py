@@ -28,7 +28,9 @@ servers whose models need no TensorFlow: it imports Rasa once, then forks one
 child per server listed in the JSON file SPEC (name, folder, environment and
 ``rasa run`` arguments; the file holds the API token, so it is 0600 and read
 once, then deleted). Each child prefixes its output lines with its name and
-``\x1f``. When one child stops, the others are stopped too.
+``\x1f``. When one child stops, the others are stopped too; but a child marked
+``restart`` (one of several replicas of a bot) that stops after it answered is
+forked again, unless it was forked again less than RESTART_WINDOW seconds ago.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import sys
 import tarfile
 import time
@@ -56,6 +59,8 @@ DEFAULT_RASA_PORT = "5005"
 COMMANDS = ("run", "train", "actions", "serve")
 NAME_SEPARATOR = b"\x1f"
 STOP_WAIT_SECONDS = 10.0
+# A child forked again that stops again this soon stops them all: it is failing, not flaky.
+RESTART_WINDOW = 60.0
 PR_SET_PDEATHSIG = 1
 # What every Rasa server imports; the fork server imports it once for all of them.
 PRELOAD = (
@@ -303,18 +308,34 @@ def serve(spec: Path) -> int:
     prepare(components)
     for module in PRELOAD + tuple(sorted({path.rpartition(".")[0] for path in components})):
         importlib.import_module(module)
-    children: Dict[int, Tuple[str, int]] = {}
+    children: Dict[int, Tuple[Dict[str, Any], int]] = {}
     for server in servers:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_end)
-            for _, sibling in children.values():
-                os.close(sibling)
-            os._exit(_serve_one(server, write_end))
-        os.close(write_end)
-        children[pid] = (server["name"], read_end)
+        pid, output = _fork(server, [fd for _, fd in children.values()])
+        children[pid] = (server, output)
     return _watch(children)
+
+
+def _fork(server: Dict[str, Any], open_fds: Iterable[int]) -> Tuple[int, int]:
+    """Fork a child serving ``server``; return its pid and the read end of its output."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        for fd in open_fds:
+            os.close(fd)
+        os._exit(_serve_one(server, write_end))
+    os.close(write_end)
+    return pid, read_end
+
+
+def _answers(server: Dict[str, Any]) -> bool:
+    """Tell whether the server accepts connections (Rasa listens once its model is loaded)."""
+    port = int(_option(server["args"], "--port", "-p") or DEFAULT_RASA_PORT)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _serve_one(server: Dict[str, Any], output: int) -> int:
@@ -348,17 +369,30 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _watch(children: Dict[int, Tuple[str, int]]) -> int:
-    """Relay the children's output with their names; when one stops or we are told to, stop all."""
+def _watch(children: Dict[int, Tuple[Dict[str, Any], int]]) -> int:
+    """Relay the children's output with their names; when one stops or we are told to, stop all.
+
+    A child marked ``restart`` that stops after it answered is forked again instead.
+    """
     stop_requested = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: stop_requested.append(number))
     selector = selectors.DefaultSelector()
     partial: Dict[int, bytes] = {}
-    for name, fd in children.values():
-        selector.register(fd, selectors.EVENT_READ, name)
-        partial[fd] = b""
     out = sys.stdout.buffer
+
+    def relay(server: Dict[str, Any], fd: int) -> None:
+        selector.register(fd, selectors.EVENT_READ, server["name"])
+        partial[fd] = b""
+
+    def say(name: str, text: str) -> None:
+        out.write(name.encode() + NAME_SEPARATOR + text.encode() + b"\n")
+        out.flush()
+
+    for server, fd in children.values():
+        relay(server, fd)
+    answered: Dict[str, bool] = {}
+    restarted: Dict[str, float] = {}
     exit_code, signalled, deadline = 0, False, 0.0
     while children or selector.get_map():
         for key, _ in selector.select(timeout=0.2):
@@ -380,12 +414,24 @@ def _watch(children: Dict[int, Tuple[str, int]]) -> int:
                 break
             if pid == 0:
                 break
-            name, _ = children.pop(pid)
-            code = _exit_code(status)
-            if not stop_requested and not signalled:
+            server, _ = children.pop(pid)
+            name, code = server["name"], _exit_code(status)
+            if stop_requested or signalled:
+                continue
+            recently = name in restarted and time.monotonic() - restarted[name] < RESTART_WINDOW
+            if server.get("restart") and answered.get(name) and not recently:
+                say(name, f"stopped (exit code {code}); starting it again")
+                restarted[name], answered[name] = time.monotonic(), False
+                pid, fd = _fork(server, list(selector.get_map()))
+                children[pid] = (server, fd)
+                relay(server, fd)
+            else:
                 print(f"{name} stopped (exit code {code}); stopping the other Rasa servers", flush=True)
                 exit_code = code or 1
                 stop_requested.append(signal.SIGTERM)
+        for server, _ in children.values():
+            if server.get("restart") and not answered.get(server["name"]):
+                answered[server["name"]] = _answers(server)
         if stop_requested and not signalled:
             signalled, deadline = True, time.monotonic() + STOP_WAIT_SECONDS
             for pid in children:

@@ -7,7 +7,9 @@ bot), and so is every ``kind: parlant`` host on this machine (the human desk,
 ``--scaled`` (``make run-scaled``) PostgreSQL and Redis of our own start first
 unless DATABASE_URL / REDIS_URL name existing ones, with two chatroom workers and
 two replicas of each bot. Each part's start-up output goes to the run log until
-it answers; if any process stops, everything stops.
+it answers. If any process stops, everything stops, but for a part the others
+can do without for a moment: our own PostgreSQL or Redis (every part reconnects)
+and one of several replicas of a bot (the others serve meanwhile) are started again.
 """
 from __future__ import annotations
 
@@ -115,6 +117,7 @@ def plan(
                 cwd=BOTS_DIR / host.id,
                 health_url=f"http://127.0.0.1:{port}/status?token={api_token}",
                 env={**bot_env, TOKEN_ENV: api_token},
+                restart=host.replicas > 1,
             ))
         parts.append(Part(
             name=f"{host.id}.actions",
@@ -177,7 +180,8 @@ def with_fork_server(parts: list[Part], state: Path) -> list[Part]:
     spec.unlink(missing_ok=True)
     spec.touch(mode=0o600)  # it holds the API token; the fork server deletes it once read
     spec.write_text(json.dumps([
-        {"name": part.name, "cwd": str(part.cwd), "env": part.env, "args": rasa_args(part)}
+        {"name": part.name, "cwd": str(part.cwd), "env": part.env, "args": rasa_args(part),
+         "restart": part.restart}
         for part in servers
     ]))
     shared_env = {
@@ -290,7 +294,11 @@ def shared_stores(args: argparse.Namespace, state: Path) -> tuple[list[Part], di
             (None, OURS) if args.check else databases.redis(state, free_port())
         )
         parts.append(part)
-    return [part for part in parts if part is not None], shared
+    parts = [part for part in parts if part is not None]
+    for part in parts:
+        # Every part reconnects to a database that comes back.
+        part.restart = True
+    return parts, shared
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

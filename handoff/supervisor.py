@@ -5,8 +5,10 @@ start in stages (the databases before what uses them), a part's start-up
 chatter stays in the run log until it answers (and is shown if it fails), a
 part may run as another system user (PostgreSQL refuses root), one process may
 serve several parts (the Rasa fork server, whose output lines carry the name of
-the part that wrote them), and every child gets a parent-death signal
-(util-linux ``setpriv``) so none outlives a launcher that was killed.
+the part that wrote them), every child gets a parent-death signal
+(util-linux ``setpriv``) so none outlives a launcher that was killed, and a
+part others can do without for a moment (a database they reconnect to, one of a
+bot's replicas) is started again when it stops after it answered.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ READY_TIMEOUT = 300.0
 POLL_SECONDS = 0.2
 STOP_WAIT_SECONDS = 10.0
 TAIL_LINES = 40
+# A part started again that stops again this soon stops the run: it is failing, not flaky.
+RESTART_WINDOW = 60.0
 # A process serving several parts starts each of its lines with the part's name and this.
 NAME_SEPARATOR = "\x1f"
 
@@ -56,6 +60,8 @@ class Part:
     after_ready: Callable[[], None] | None = None
     # Parts this process serves instead of being one itself (their argv is not run).
     members: list[Part] = field(default_factory=list)
+    # Start it again when it stops after it answered, instead of stopping the run (once a RESTART_WINDOW).
+    restart: bool = False
 
     @property
     def command(self) -> str:
@@ -110,6 +116,8 @@ class Supervisor:
         self.units: dict[str, _Unit] = {}
         self.processes: dict[str, subprocess.Popen] = {}
         self.parts: dict[str, Part] = {}
+        self.envs: dict[str, dict[str, str]] = {}
+        self.restarted: dict[str, float] = {}
         self.width = 8
         self.stopping = False
         self.failed: str | None = None
@@ -156,6 +164,7 @@ class Supervisor:
             )
             self.processes[part.name] = process
             self.parts[part.name] = part
+            self.envs[part.name] = base_env
             threading.Thread(target=self._pump, args=(part.name, process), daemon=True).start()
             for unit in part.members or [part]:
                 threading.Thread(target=self._watch_ready, args=(unit, process), daemon=True).start()
@@ -208,9 +217,20 @@ class Supervisor:
             unit.up = True
             self.say(f"{name} is up ({time.monotonic() - unit.started:.1f} s)")
         elif kind == "exit" and not self.stopping:
-            self._fail(name, f"{name} stopped (exit code {data})")
+            if self._may_restart(name):
+                self.say(f"{name} stopped (exit code {data}); starting it again")
+                self.restarted[name] = time.monotonic()
+                self.start([self.parts[name]], self.envs[name])
+            else:
+                self._fail(name, f"{name} stopped (exit code {data})")
         elif kind == "broken":
             self._fail(name, f"{name} failed: {data}")
+
+    def _may_restart(self, name: str) -> bool:
+        """Tell whether a part that stopped may start again: it answered, and was not just restarted."""
+        part, unit = self.parts[name], self.units[name]
+        recently = name in self.restarted and time.monotonic() - self.restarted[name] < RESTART_WINDOW
+        return part.restart and unit.up and not recently
 
     def _fail(self, name: str, message: str) -> None:
         if not self.verbose:

@@ -28,6 +28,8 @@ API_TOKEN = "test-api-token"
 LAUNCHER = [sys.executable, "-m", "handoff.run"]
 # A bot's action server listens 50 above it; its second replica (scaled stack) 100 above.
 BOT_PORT_OFFSETS = (50, 100)
+# What the launcher gives the chatroom on the scaled stack, and another chatroom needs to join it.
+SHARED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "CHATROOM_WORKERS")
 
 
 def free_port(*, also_free_at: int | tuple[int, ...] = 0) -> int:
@@ -91,6 +93,11 @@ class Stack:
 
     def person(self) -> Person:
         return Person(self.chatroom_url, self.state_dir)
+
+    def shared_settings(self) -> dict[str, str]:
+        """Return the SHARED_SETTINGS the launcher gave the chatroom (none on the embedded stack)."""
+        chatroom = next(p for p in self.processes() if p.part.endswith("--module chatroom"))
+        return {name: chatroom.environ[name] for name in SHARED_SETTINGS if name in chatroom.environ}
 
     def processes(self) -> list[StackProcess]:
         """Return every process the launcher started (and theirs), read from /proc."""

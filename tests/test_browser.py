@@ -8,7 +8,7 @@ from tests.browser import send
 from tests.stack import Stack
 from tests.test_handoff_stack import ASK_FOR_SOMEONE_ELSE
 
-pytestmark = [pytest.mark.stack, pytest.mark.browser]
+pytestmark = [pytest.mark.stack, pytest.mark.browser, pytest.mark.both_settings]
 
 def test_person_hands_off_in_the_browser_and_keeps_it_across_a_reload(stack: Stack, browser: Browser):
     page = browser.new_page()

@@ -1,7 +1,8 @@
 """The human desk in the real stack: both Rasa bots, their action servers, the desk and the chatroom.
 
-This module starts its own stack (the shared one has no desk, so the bots there
-offer exactly the hosts other tests expect).
+On the embedded setting this module starts its own stack (the shared one has no
+desk, so the bots there offer exactly the hosts other tests expect); on the
+scaled one it puts the scaled stack's desk in its config while it runs.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.conftest import desk_in_config
 from tests.stack import Person, Stack, default_config, free_port, running_stack
 from tests.test_desk import DESK_TOKEN, GENERATION_MARKER, OPERATORS
 from tests.test_handoff_stack import ASK_FOR_SOMEONE_ELSE
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.both_settings]
 
 
 @pytest.fixture(scope="module")
-def desk_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def desk_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if request.param == "scaled":
+        with desk_in_config(request.getfixturevalue("scaled_stack")) as stack:
+            yield stack
+        return
     config = default_config()
     config["handoff_hosts"]["human"] = {
         "title": "Support team",

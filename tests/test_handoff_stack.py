@@ -8,7 +8,7 @@ import pytest
 from tests.fakehost import HAND_TO_ID, HAND_TO_URL, FakeHost
 from tests.stack import Person, Stack
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.both_settings]
 
 ASK_FOR_SOMEONE_ELSE = "can I talk to someone else?"
 

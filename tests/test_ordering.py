@@ -72,6 +72,7 @@ def test_message_sent_during_a_handoff_reaches_the_new_host_after_its_greeting(a
 
 
 @pytest.mark.stack
+@pytest.mark.both_settings
 def test_twenty_concurrent_messages_reach_a_real_bot_in_order(stack: Stack):
     person = stack.person()
     person.start()

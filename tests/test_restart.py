@@ -14,12 +14,15 @@ from handoff.config import REPO_ROOT
 from tests.stack import Person, Stack, free_port
 from tests.test_handoff_stack import hand_over
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.both_settings]
 
 
 def start_chatroom(stack: Stack, state_dir, port: int, config_path=None) -> subprocess.Popen:
     config_path = config_path or stack.config_path
-    env = {**os.environ, "HANDOFF_CONFIG": str(config_path), "HANDOFF_STATE_DIR": str(state_dir)}
+    env = {
+        **os.environ, **stack.shared_settings(),
+        "HANDOFF_CONFIG": str(config_path), "HANDOFF_STATE_DIR": str(state_dir),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "chatroom", "--port", str(port)],
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from chatroom import shared
+from chatroom.shared import redis_backend
 from handoff.config import REPO_ROOT
 from tests.stack import free_port
 
@@ -310,9 +311,23 @@ def test_redis_lock_of_a_killed_holder_lapses_with_its_lease(redis_server: Redis
         state.close()
 
 
+def test_redis_lock_of_a_live_holder_outlasts_its_lease(redis_server: RedisServer, prefix: str) -> None:
+    state = shared.connect(redis_server.url, prefix=prefix)
+    try:
+        with state.locks.hold("conversation-1", wait=0, lease=0.3):
+            # Five leases long: the holder keeps pushing its lease back.
+            with pytest.raises(shared.Busy):
+                with state.locks.hold("conversation-1", wait=1.5, lease=0.3):
+                    pass
+    finally:
+        state.close()
+
+
 def test_redis_lock_lapsed_is_not_released_by_its_late_holder(
-    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A holder that froze: it cannot push its lease back.
+    monkeypatch.setattr(redis_backend.RedisLocks, "_keep", lambda *args: None)
     state = shared.connect(redis_server.url, prefix=prefix)
     try:
         late = state.locks.hold("conversation-1", wait=0, lease=0.2)

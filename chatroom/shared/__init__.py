@@ -32,7 +32,7 @@ def connect(redis_url: str | None, *, prefix: str = "chatroom") -> SharedState:
     - ``locks.hold(key, wait=, lease=)``: one holder per key; in process strictly
       first come first served, in Redis first come first served among waiters
       that keep polling (see redis_backend). Raises Busy after ``wait`` seconds.
-      In Redis the lock lapses after ``lease`` seconds if its holder dies.
+      In Redis a live holder keeps renewing it; it lapses within ``lease`` seconds of its holder dying.
     - ``limits.hit(scope, key, limit, window)``: sliding window; None or seconds to
       wait. ``limits.reset(scope, key)`` starts it afresh.
     - ``presence.see/forget/states``, ``typing.set/clear/get``: entries that expire.

@@ -12,12 +12,15 @@ order they reached Redis. A waiter keeps its ticket alive by trying again at
 least every POLL seconds (sooner when a release is announced on pub/sub); a
 waiter that stops (killed) loses its ticket after GRACE seconds, so it delays
 those behind it by at most that. A waiter stalled longer than GRACE goes to the
-back of the queue. A holder that dies keeps the lock until its lease runs out.
+back of the queue. A holder pushes its lease back every third of it for as long
+as it holds the lock, so a lock outlives a holder that died (or froze) by at
+most its lease, however long a live holder needs it.
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -103,6 +106,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], '{}')
   return 1
+end
+return 0
+"""
+
+# KEYS: holder. ARGV: ticket, lease ms. Returns 1 if the lease was pushed back, 0 if the lock is not ours.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -248,6 +259,7 @@ class RedisLocks:
         self._link = link
         self._acquire = link.client.register_script(ACQUIRE)
         self._release = link.client.register_script(RELEASE)
+        self._renew = link.client.register_script(RENEW)
         self._leave = link.client.register_script(LEAVE)
 
     def _keys(self, key: str) -> list[str]:
@@ -260,11 +272,27 @@ class RedisLocks:
     @contextmanager
     def hold(self, key: str, *, wait: float, lease: float) -> Iterator[None]:
         check_hold(wait, lease)
-        ticket = self._take(key, wait, max(1, round(lease * 1000)))
+        lease_ms = max(1, round(lease * 1000))
+        ticket = self._take(key, wait, lease_ms)
+        released = threading.Event()
+        threading.Thread(
+            target=self._keep, args=(key, ticket, lease_ms, released), name=f"lock {key}", daemon=True
+        ).start()
         try:
             yield
         finally:
+            released.set()
             self._give_back(key, ticket)
+
+    def _keep(self, key: str, ticket: str, lease_ms: int, released: threading.Event) -> None:
+        """Push the lease back every third of it until the lock is given back (or lost)."""
+        while not released.wait(lease_ms / 3000):
+            try:
+                with self._link.reaching():
+                    if not self._renew(keys=self._keys(key)[:1], args=[ticket, lease_ms]):
+                        return
+            except Unavailable as exc:
+                logger.warning("lock %r: could not renew its lease (%s); trying again", key, exc)
 
     def waiting(self, key: str) -> int:
         with self._link.reaching():
