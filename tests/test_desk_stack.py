@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.both_settings]
 
 @pytest.fixture(scope="module")
 def desk_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if request.param == "scaled":
+    # Modules that are not marked both_settings (and import this fixture) get the embedded stack.
+    if getattr(request, "param", "embedded") == "scaled":
         with desk_in_config(request.getfixturevalue("scaled_stack")) as stack:
             yield stack
         return
