@@ -22,7 +22,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import arrival, rasa_speedups
+from handoff import arrival, rasa_speedups, rasa_stores
 from handoff.payload import HANDOFF_TO
 
 rasa_speedups.install()
@@ -33,6 +33,15 @@ ACTION_SERVER_ENV = "ACTION_SERVER_URL"
 # A health answer is trusted this long, so a busy bot asks at most once in a while.
 HEALTH_CACHE_SECONDS = 2.0
 HEALTH_TIMEOUT_SECONDS = 1.0
+
+
+def sender_of(request: Request) -> Text:
+    """Return the conversation a REST message names ('' if the body names none)."""
+    try:
+        body = request.json if request.body else None
+    except Exception:  # noqa: BLE001 - Rasa's own handler answers a malformed body
+        return ""
+    return str(body.get("sender", "")) if isinstance(body, dict) else ""
 
 
 class HandoffRestInput(RestInput):
@@ -78,6 +87,16 @@ class HandoffRestInput(RestInput):
         async def refuse_while_actions_are_down(request: Request) -> Optional[HTTPResponse]:
             if request.method == "POST" and not await self.action_server_up():
                 return response.json({"error": "this bot's action server is not answering"}, status=503)
+            if request.method == "POST":
+                rasa_stores.store_failed(sender_of(request))  # a failure before this turn is not its own
+            return None
+
+        @webhook.middleware("response")
+        async def refuse_what_was_not_stored(request: Request, _: HTTPResponse) -> Optional[HTTPResponse]:
+            sender = sender_of(request) if request.method == "POST" else None
+            if sender is not None and rasa_stores.store_failed(sender):
+                logger.warning("sender=%s: the tracker store failed this turn; answered 503", sender)
+                return response.json({"error": "this bot's tracker store is not answering"}, status=503)
             return None
 
         return webhook

@@ -57,7 +57,7 @@ from rasa.core.lock_store import (
     LockStore,
     RedisLockStore,
 )
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, PREVIOUS_ACTION
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
@@ -93,7 +93,25 @@ TAIL_TURNS = 6
 STATES_BEFORE_CUT = 16
 # Conversations whose recent events this process keeps in memory.
 CACHED_CONVERSATIONS = 1000
+# Seconds a lock ticket lasts (Rasa's TICKET_LOCK_LIFETIME overrides it; Rasa's own
+# default is 60). A server killed mid-turn leaves its ticket behind, and every
+# replica waits for it to lapse. The chatroom gives up on a turn after
+# CHATROOM_TURN_TIMEOUT (5 s), which cancels the turn and frees its ticket, and it
+# sends one turn per conversation at a time, so no live turn needs a ticket longer.
+LOCK_LIFETIME = 8
 SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
+# Conversations whose tracker the store failed to read or write since the REST
+# channel last asked. Rasa answers such a turn anyway (from an empty tracker, kept
+# only in memory), so the channel (handoff/channel.py) answers 503 instead: the
+# person is told to try again rather than shown replies that were never stored.
+_failed_turns: set = set()
+
+
+def store_failed(sender_id: Text) -> bool:
+    """Return whether the store failed this conversation since the last call, and forget it."""
+    failed = sender_id in _failed_turns
+    _failed_turns.discard(sender_id)
+    return failed
 
 
 class StoreSettingsError(ValueError):
@@ -167,6 +185,10 @@ class HandoffLockStore(LockStore):
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None) -> None:
         self.backend = lock_store_backend()
         super().__init__()
+
+    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        lifetime = int(os.environ.get("TICKET_LOCK_LIFETIME") or LOCK_LIFETIME)
+        return super().issue_ticket(conversation_id, min(lock_lifetime, lifetime))
 
     def get_lock(self, conversation_id: Text) -> Optional[TicketLock]:
         return self.backend.get_lock(conversation_id)
@@ -491,9 +513,19 @@ class HandoffTrackerStore(SQLTrackerStore):
         super().__init__(domain=domain, event_broker=event_broker, **settings)
         if settings["dialect"] == "sqlite":
             self._keep_one_sqlite_connection()
+        else:
+            self._check_connections_before_use()
         self._create_indexes()
         self.table = self.SQLEvent.__table__
         self.sessions: "collections.OrderedDict[Text, Session]" = collections.OrderedDict()
+
+    def _check_connections_before_use(self) -> None:
+        # After PostgreSQL restarts, every pooled connection is dead and Rasa's engine would
+        # hand one to the next turn, which would fail; each one is checked when taken instead.
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     def _keep_one_sqlite_connection(self) -> None:
         # Rasa opens the file anew for every query; one connection (per thread) is kept
@@ -594,6 +626,26 @@ class HandoffTrackerStore(SQLTrackerStore):
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """Return the conversation's current session as a CheckpointedTracker, or None."""
+        try:
+            return await self._read(sender_id)
+        except Exception:
+            self._failed(sender_id)
+            raise
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the events the tracker gained since it was retrieved (all new ones, for others)."""
+        try:
+            await self._write(tracker)
+        except Exception:
+            self._failed(tracker.sender_id)
+            raise
+
+    def _failed(self, sender_id: Text) -> None:
+        # What this server knows of the conversation may be ahead of the store now.
+        self.sessions.pop(sender_id, None)
+        _failed_turns.add(sender_id)
+
+    async def _read(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         current = self._current(sender_id)
         if current is None:
             self.sessions.pop(sender_id, None)
@@ -609,8 +661,7 @@ class HandoffTrackerStore(SQLTrackerStore):
         self._remember(sender_id, current)
         return tracker
 
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        """Store the events the tracker gained since it was retrieved (all new ones, for others)."""
+    async def _write(self, tracker: DialogueStateTracker) -> None:
         if not isinstance(tracker, CheckpointedTracker):
             self.sessions.pop(tracker.sender_id, None)
             await super().save(tracker)

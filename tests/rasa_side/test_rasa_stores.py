@@ -32,6 +32,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import psycopg2
     import redis
+    import sqlalchemy as sa
     from long_conversations import BOTS, BOTS_DIR, long_conversation, misunderstood, turns
     from rasa.core.actions.action import ActionSessionStart
     from rasa.core.agent import Agent
@@ -120,6 +121,40 @@ def test_redis_url_gives_rasas_redis_lock_store_with_the_bots_prefix(settings: P
     assert backend.key_prefix == "helpdesk:lock:"
     kwargs = backend.red.connection_pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("127.0.0.1", 6390, 3, "pw")
+
+
+def test_a_turn_whose_tracker_could_not_be_read_or_saved_is_reported_once(settings: Path, tmp_path: Path):
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    store = HandoffTrackerStore(domain=Domain.empty())
+    tracker = DialogueStateTracker.from_events("c1", [UserUttered("hello")])
+    store.engine = sa.create_engine(f"sqlite:///{tmp_path / 'no such folder' / 'tracker.db'}")
+    store.sessionmaker = sa.orm.sessionmaker(bind=store.engine)
+    # As Rasa's agent wraps it: an error gives an empty tracker and a save kept in memory only.
+    fail_safe = FailSafeTrackerStore(store)
+
+    assert run(fail_safe.retrieve("c1")) is None
+    assert (rasa_stores.store_failed("c1"), rasa_stores.store_failed("c1")) == (True, False)
+    run(fail_safe.save(tracker))
+    assert (rasa_stores.store_failed("c1"), rasa_stores.store_failed("other")) == (True, False)
+
+
+def lasts(store: HandoffLockStore, seconds: float) -> bool:
+    """Issue a ticket the way Rasa's lock() does (with Rasa's default); does it last ``seconds``?"""
+    before = time.time()
+    store.issue_ticket("conversation-1")
+    after = time.time()
+    expires = store.get_lock("conversation-1").tickets[-1].expires
+    return before + seconds <= expires <= after + seconds
+
+
+def test_a_ticket_lapses_soon_so_a_server_killed_mid_turn_blocks_its_conversation_briefly(settings: Path):
+    assert lasts(HandoffLockStore(), rasa_stores.LOCK_LIFETIME)
+
+
+def test_rasas_ticket_lock_lifetime_setting_still_rules(settings: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TICKET_LOCK_LIFETIME", "3")
+    assert lasts(HandoffLockStore(), 3)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/first"])
