@@ -20,7 +20,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help run run-scaled test install train validate test-stories test-nlu test-python browser \
+.PHONY: help run run-scaled test install train validate test-stories test-nlu test-python browser profile \
 	scaled-packages lint bench nlu-report clean clean-all
 
 help: ## Show this help
@@ -117,7 +117,14 @@ bench: install train ## Print every benchmark, 3 runs each (slow: most of an hou
 	$(VENV)/bin/python -m bench.load $(BENCH_REF)
 	$(VENV)/bin/python -m bench.capacity $(BENCH_REF)
 	$(VENV)/bin/python -m bench.streams $(BENCH_REF)
+	$(VENV)/bin/python -m bench.turn_cost $(BENCH_REF)
+	$(VENV)/bin/python -m bench.desk_store
 	$(VENV)/bin/python -m bench.startup
+
+# py-spy is a tool for this target only, so it stays out of the project's dependencies.
+profile: install train ## Where a turn's CPU goes, per process and stage (py-spy; needs ptrace rights)
+	@test -x $(VENV)/bin/py-spy || $(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python py-spy
+	$(VENV)/bin/python -m bench.profile_turn
 
 lint: install ## Check style with ruff
 	$(VENV)/bin/ruff check handoff chatroom desk agents tests bots bench scripts/train-bots
