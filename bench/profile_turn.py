@@ -28,6 +28,8 @@ from pathlib import Path
 from bench.measure import descendants, temporary_stack
 from bench.talk import SCRIPTS, chatroom_sender, direct_sender, script_turn
 from tests.stack import Stack
+from tests.test_scaled import parent_pid
+from tests.test_scaled_faults import LISTEN, socket_inodes, socket_owner
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARM_UP_TURNS = 10
@@ -151,24 +153,34 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def open_files(pid: int) -> set[str]:
+    try:
+        return {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except OSError:
+        return set()
+
+
 def find_targets(stack: Stack, bots: list[str], via: str) -> list[Target]:
     """Return the bot, action server and chatroom processes of a running stack."""
     commands = {pid: command_line(pid) for pid in descendants(stack.pid)}
 
-    def find(*needles: str) -> int:
-        for pid, command in commands.items():
-            if all(needle in command for needle in needles):
-                return pid
-        raise SystemExit(f"no process of the stack runs {' '.join(needles)!r}")
-
     targets = []
     for bot in bots:
+        # Rasa servers are forked from one process that imported Rasa, so they share its
+        # command line; each is told apart by the port it listens on.
         port = int(stack.hosts[bot].rsplit(":", 1)[1])
-        targets.append(Target(f"{bot} (Rasa)", find("rasa run --model", f"--port {port} "), rasa_stage, bot))
-        targets.append(Target(f"{bot} action server", find("run actions", f"--port {port + 50}"),
+        targets.append(Target(f"{bot} (Rasa)", socket_owner(stack, port, LISTEN), rasa_stage, bot))
+        targets.append(Target(f"{bot} action server", socket_owner(stack, port + 50, LISTEN),
                               actions_stage, bot))
     if via == "chatroom":
-        targets.append(Target("chatroom", find("-m chatroom"), chatroom_stage, ""))
+        # gunicorn's master and its worker both hold the listening socket; the worker serves.
+        port = int(stack.chatroom_url.rsplit(":", 1)[1])
+        listening = {f"socket:[{inode}]" for inode in socket_inodes(port, LISTEN)}
+        holders = [pid for pid in commands if listening & open_files(pid)]
+        workers = [pid for pid in holders if parent_pid(pid) in holders]
+        if not workers:
+            raise SystemExit(f"no chatroom worker listens on port {port}")
+        targets.append(Target("chatroom", workers[0], chatroom_stage, ""))
     return targets
 
 
