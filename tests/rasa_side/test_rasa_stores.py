@@ -10,15 +10,11 @@ write exactly the rows Rasa's own SQL store writes, and the tracker must stay sh
 import asyncio
 import base64
 import copy
-import glob
 import json
-import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tarfile
-import tempfile
 import time
 import warnings
 import zlib
@@ -30,7 +26,6 @@ import pytest
 with warnings.catch_warnings():
     # Importing Rasa's core imports TensorFlow and SQLAlchemy, whose own imports warn.
     warnings.simplefilter("ignore")
-    import psycopg2
     import redis
     import sqlalchemy as sa
     from long_conversations import BOTS, BOTS_DIR, long_conversation, misunderstood, turns
@@ -56,6 +51,7 @@ with warnings.catch_warnings():
         StatesFold,
         StoreSettingsError,
     )
+    from tests.rasa_side.servers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -345,12 +341,6 @@ def test_kept_states_outnumber_the_longest_rule_and_memorized_story(bot: str):
 # -- PostgreSQL and Redis, started for these tests when installed ------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(condition: Any, what: str, seconds: float = 30) -> None:
     """Wait until ``condition()`` is true, or fail naming ``what``."""
     deadline = time.monotonic() + seconds
@@ -358,47 +348,6 @@ def wait_for(condition: Any, what: str, seconds: float = 30) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {seconds:.0f} s")
         time.sleep(0.05)
-
-
-def postgresql_programs() -> Optional[Path]:
-    """Return the folder of PostgreSQL's server programs, if installed."""
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True) + [
-        str(Path(shutil.which("initdb") or "/nonexistent").parent)
-    ]:
-        if (Path(folder) / "pg_ctl").exists() and (Path(folder) / "initdb").exists():
-            return Path(folder)
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgresql() -> Iterator[str]:
-    """Start a throw-away PostgreSQL on a free loopback port; yield the URL of its database."""
-    programs = postgresql_programs()
-    if programs is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="handoff-pg-"))
-    as_owner: List[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", free_port()
-    try:
-        subprocess.run([*as_owner, str(programs / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run([*as_owner, str(programs / "pg_ctl"), "-D", str(data), "-o", options, "-w",
-                        "-l", str(folder / "log"), "start"], check=True, capture_output=True)
-        try:
-            db = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-            db.autocommit = True
-            db.cursor().execute("CREATE DATABASE handoff")
-            db.close()
-            yield f"postgresql://postgres@127.0.0.1:{port}/handoff"
-        finally:
-            subprocess.run([*as_owner, str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           check=True, capture_output=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,9 @@
 """The bots' demo data on a real PostgreSQL: a throwaway cluster on a free loopback port.
 
-Skipped where Debian's postgresql (initdb, pg_ctl) is not installed; the same
+Skipped where Debian's postgresql is not installed (the server is conftest.py's); the same
 store code runs on SQLite in every other test.
 """
 import datetime
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from decimal import Decimal
 from typing import Iterator, List
 
@@ -21,47 +15,11 @@ from tests.rasa_side.test_financial_actions import profiles
 from tests.rasa_side.test_helpdesk_actions import incidents_db
 
 
-def _binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    if found is None:
-        pytest.skip(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
-    return found
-
-
-def _as_owner(command: List[str]) -> List[str]:
-    # initdb refuses to run as root; the Debian package brings a postgres user.
-    return ["runuser", "-u", "postgres", "--"] + command if os.geteuid() == 0 else command
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def postgresql_url() -> Iterator[str]:
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    folder = tempfile.mkdtemp(prefix="handoff-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    data, port = os.path.join(folder, "data"), _free_port()
-    subprocess.run(_as_owner([initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    start = [pg_ctl, "-D", data, "-l", os.path.join(folder, "log"), "-w", "-o", options, "start"]
-    subprocess.run(_as_owner(start), check=True, capture_output=True)
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE handoff_test")
-        admin.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/handoff_test"
-    finally:
-        sqlstore.dispose_all()
-        stop = [pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]
-        subprocess.run(_as_owner(stop), check=False, capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+def postgresql_url(postgresql: str) -> Iterator[str]:
+    """The throwaway PostgreSQL (conftest.py), with this module's engines closed before it stops."""
+    yield postgresql
+    sqlstore.dispose_all()
 
 
 @pytest.fixture(autouse=True)
