@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 CONSOLE_TOPIC = "console"
 # Operators came online or left: every page showing a desk's availability looks again.
 PRESENCE_TOPIC = "presence"
+# A stay opened at a desk: the stay readers (stays.py) start reading its session.
+STAYS_TOPIC = "stays"
 # Streams may take this share of a worker's connections; the rest stay free for turns and health checks.
 STREAM_SHARE = 0.9
 # How long the page waits before reconnecting a dropped stream.

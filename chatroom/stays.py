@@ -121,10 +121,20 @@ def open_stay(
         session = client.update_session(session["id"], mode=parlant_client.MANUAL)
     if session.get("mode") != parlant_client.MANUAL:
         raise parlant_client.ParlantError(f"{client.url}: session {session.get('id')} is not in manual mode")
-    return store.open_stay(
+    stay = store.open_stay(
         connection, session["id"], conversation.id, desk.id,
         from_host.id if from_host else "", reason, reason_code=envelope.get(REASON),
     )
+    announce_stay(stay)
+    return stay
+
+
+def announce_stay(stay: store.Stay) -> None:
+    """Have a stay reader (on any worker) start reading a stay that was just opened and committed."""
+    try:
+        shared_state().bus.publish(events.STAYS_TOPIC, {"type": "stay", "session_id": stay.session_id})
+    except Exception as exc:  # noqa: BLE001 - the stay is stored; the next sweep finds it
+        logger.warning("could not announce stay=%s: %s", stay.session_id, exc)
 
 
 def current_stay(
@@ -297,10 +307,13 @@ def tell_if_nobody_answers(connection, conversation: store.Conversation) -> None
         events.changed(conversation.id)
 
 
-# A stay nobody reads yet is picked up within this many seconds (sooner when a console hears of it).
+# A stay nobody reads yet is picked up within this many seconds (at once when its opening is announced).
 SWEEP_SECONDS = 10.0
 # After the desk failed, a stay's reader waits this long at most before asking again.
 MAX_BACKOFF_SECONDS = 10.0
+# A reader holds its stay's relay lock on this lease, renewed while it reads (however long DESK_WAIT
+# is): a reader on a worker that died gives its stays up within this many seconds.
+RELAY_LEASE = 30.0
 
 
 class Readers:
@@ -337,25 +350,39 @@ class Readers:
         self.stopped.set()
 
     def supervise(self) -> None:
-        """Start a reader for every open stay without one; sweep again on news or every SWEEP_SECONDS."""
+        """Start a reader for each stay announced as opened; sweep every open stay every SWEEP_SECONDS.
+
+        The sweep catches stays whose announcement was lost (the bus reconnected)
+        and stays whose reader's worker died. It is a query over every open
+        stay, so it runs on its clock, not on every change.
+        """
         app = self.app_ref()
         if app is None:
             return
-        subscription = app.extensions["shared"].bus.subscribe([events.CONSOLE_TOPIC])
+        subscription = app.extensions["shared"].bus.subscribe([events.STAYS_TOPIC])
         del app
+        next_sweep = 0.0
         while not self.stopped.is_set():
             app = self.app_ref()
             if app is None:
                 break
-            try:
-                with app.app_context():
-                    open_ids = [stay.session_id for stay in store.list_stays(store.get_db())]
-                for session_id in open_ids:
-                    self.ensure_reader(session_id)
-            except Exception:  # noqa: BLE001 - keep supervising; the next sweep tries again
-                logger.exception("could not list the open stays")
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+                try:
+                    with app.app_context():
+                        open_ids = store.list_open_stay_ids(store.get_db())
+                    for session_id in open_ids:
+                        self.ensure_reader(session_id)
+                except Exception:  # noqa: BLE001 - keep supervising; the next sweep tries again
+                    logger.exception("could not list the open stays")
             del app
-            subscription.get(timeout=SWEEP_SECONDS)
+            news = subscription.get(timeout=max(0.0, next_sweep - time.monotonic()))
+            if news is None:
+                continue
+            if news.get("session_id"):
+                self.ensure_reader(str(news["session_id"]))
+            else:
+                next_sweep = 0.0  # A resync: announcements may have been lost.
         subscription.close()
 
     def ensure_reader(self, session_id: str) -> None:
@@ -395,7 +422,7 @@ class Readers:
             client = parlant_client.Parlant(host.url, app.config["DESK_API_TOKEN"], self.http, wait)
         locks = app.extensions["shared"].locks
         try:
-            with locks.hold(f"relay:{session_id}", wait=0, lease=wait + 2 * parlant_client.WAIT_MARGIN):
+            with locks.hold(f"relay:{session_id}", wait=0, lease=RELAY_LEASE):
                 found = fetch_events(client, stay, wait)
                 if not found:
                     return 0.0
@@ -403,8 +430,8 @@ class Readers:
                     stay = store.find_stay(store.get_db(), session_id)
                     stored = store_events(store.get_db(), stay, found)
         except Busy:
-            # Another worker reads this stay; look again once its long poll may have ended.
-            return wait / 2
+            # Another worker reads this stay; look again once a dead one's lease would have lapsed.
+            return RELAY_LEASE
         except parlant_client.ParlantError as exc:
             logger.warning("stay=%s could not read %s: %s", session_id, host.id, exc)
             return MAX_BACKOFF_SECONDS

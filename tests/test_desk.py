@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from chatroom import create_app
+from chatroom import create_app, stays, store
 from handoff.config import REPO_ROOT
 from tests.fakehost import FakeHost
 from tests.sse import open_test_stream
@@ -765,3 +765,34 @@ def test_arrival_with_nobody_online_says_so_once_and_the_message_left_waits_in_t
         "please call me back"
     ]
     assert person.get("/api/updates?after=0").get_json()["desk"]["operators_online"] == 1
+
+
+def test_a_new_stay_is_read_at_once_on_its_announcement_and_turns_cause_no_sweeps(
+    app, desk: Desk, monkeypatch
+):
+    # With the clock's sweep an hour away, only the announcement can start the new stay's reader.
+    monkeypatch.setattr(stays, "SWEEP_SECONDS", 3600.0)
+    sweeps = []
+    listed = store.list_open_stay_ids
+    monkeypatch.setattr(store, "list_open_stay_ids", lambda db: sweeps.append(time.time()) or listed(db))
+    person = app.test_client()
+    person.post("/api/conversation")  # the first request starts the readers' supervisor: one sweep
+    deadline = time.monotonic() + 10
+    while not sweeps and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(sweeps) == 1
+    say(person, "hello")
+    assert say(person, f"{ASK_FOR_HUMAN}my card is blocked")["host"]["id"] == "human"
+    readers = app.extensions["stay_readers"]
+    with person.session_transaction() as cookie:
+        conversation_id = cookie["conversation_id"]
+    with app.app_context():
+        session_id = store.find_open_stay(store.get_db(), conversation_id).session_id
+    deadline = time.monotonic() + 10
+    while session_id not in readers.reading and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_id in readers.reading
+
+    for text in ("are you there?", "hello?", "anyone?"):
+        say(person, text)
+    assert len(sweeps) == 1

@@ -63,6 +63,7 @@ FIND_OPEN_STAY = SELECT_STAYS.where(of_conversation, stay.closed_at.is_(None)).o
     stay.opened_at.desc()
 ).limit(1)
 LIST_OPEN_STAYS = SELECT_STAYS.where(stay.closed_at.is_(None)).order_by(stay.opened_at)
+LIST_OPEN_STAY_IDS = sa.select(stay.session_id).where(stay.closed_at.is_(None))
 LIST_STAYS_SINCE = SELECT_STAYS.where(stay.opened_at >= sa.bindparam("since")).order_by(stay.opened_at)
 LIST_CONVERSATION_STAYS = SELECT_STAYS.where(of_conversation).order_by(stay.opened_at)
 NEXT_OFFSET = sa.select(stay.next_offset).where(this_stay)
@@ -151,6 +152,11 @@ def find_open_stay(db: Connection, conversation_id: str) -> Stay | None:
 
 def list_stays(db: Connection, *, open_only: bool = True, since: float = 0.0) -> list[Stay]:
     return _stays(db, LIST_OPEN_STAYS) if open_only else _stays(db, LIST_STAYS_SINCE, since=since)
+
+
+def list_open_stay_ids(db: Connection) -> list[str]:
+    """Return the session ids of every open stay (what the stay readers' sweep needs, and no more)."""
+    return list(db.execute(LIST_OPEN_STAY_IDS).scalars())
 
 
 def list_conversation_stays(db: Connection, conversation_id: str) -> list[Stay]:
