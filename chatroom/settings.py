@@ -116,12 +116,15 @@ SETTINGS = (
     Setting("MAX_MESSAGE_CHARS", 2000, positive_whole, "longest message in characters"),
     Setting("SECRET_KEY", "", parse_text, "signs cookies (default: generated into var/chatroom-secret)"),
     Setting("DESK_OPERATORS", "", parse_text, "operators of /desk: name:password,…"),
-    Setting("DESK_WAIT", 30, positive_whole, "seconds each read of a desk waits for new events"),
+    # Each read is a request the desk answers; with 1,000 people waiting, 30 s cost the desk half a core.
+    Setting("DESK_WAIT", 120, positive_whole, "seconds each read of a desk waits for new events"),
     Setting("DESK_NO_ANSWER_AFTER", 120.0, seconds,
             "seconds without a human reply before the person is told"),
     Setting("WATCH_MINUTES", 30.0, minutes,
             "minutes since its last message a conversation with a bot stays listed in the console"),
-    Setting("STREAM_HEARTBEAT", 15.0, seconds, "seconds between keep-alive lines on a live stream"),
+    # Each heartbeat also re-reads what the page shows (queue place, wait);
+    # proxies commonly close a stream idle for 60 s.
+    Setting("STREAM_HEARTBEAT", 30.0, seconds, "seconds between keep-alive lines on a live stream"),
     Setting("FAULT", "", parse_text, "tests only: kill the worker once at this point of a handoff"),
     Setting("DESK_API_TOKEN", "", parse_text, "the token the desks want", env="DESK_API_TOKEN"),
     Setting("DATABASE_URL", "", parse_text, "postgresql://… (default: SQLite under var/)",
