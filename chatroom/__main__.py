@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         # gunicorn would believe X-Forwarded-Proto from any local peer; CHATROOM_TRUSTED_PROXIES
         # (create_app) alone decides which forwarded headers count.
         "forwarded_allow_ips": "",
-        # Also bounds how long a client may take to send a request's headers.
-        "keepalive": 5,
+        # How long an idle connection waits for its next request, which also bounds how long a
+        # client may take to send one's headers. Shorter than the pauses between a person's
+        # messages, a client would often reuse a connection just as the worker closes it.
+        "keepalive": max(1, round(config["CLIENT_TIMEOUT"])),
         "timeout": 30,
         "graceful_timeout": 5,
         "accesslog": None,
