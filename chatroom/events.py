@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -130,6 +131,9 @@ def stream(topics: list[str], cursor: int, step: Step) -> Response:
         try:
             yield f"retry: {RETRY_MS}\n\n"
             woken = True
+            # Streams opened together (a crowd arriving, every page reconnecting after a restart)
+            # would otherwise beat together: a thousand steps at once stall the worker's turns.
+            wait = heartbeat * random.uniform(0.1, 1.0)
             while True:
                 with app.app_context():
                     events, cursor = step(cursor, woken)
@@ -137,7 +141,8 @@ def stream(topics: list[str], cursor: int, step: Step) -> Response:
                     yield "".join(events)
                 else:
                     yield ": keep-alive\n\n" if not woken else ""
-                woken = subscription.get(timeout=heartbeat) is not None
+                woken = subscription.get(timeout=wait) is not None
+                wait = heartbeat
         finally:
             subscription.close()
             streams.leave()
