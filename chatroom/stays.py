@@ -14,6 +14,7 @@ typing" in the state workers share (never in the transcript or in Parlant).
 from __future__ import annotations
 
 import logging
+import random
 import statistics
 import threading
 import time
@@ -413,7 +414,10 @@ class Readers:
         app = self.app_ref()
         if app is None or self.stopped.is_set():
             return None
-        wait = int(app.config["DESK_WAIT"])
+        longest = int(app.config["DESK_WAIT"])
+        # Readers started together (a worker starting with many open stays) would otherwise end
+        # their waits together, each time, and ask the desk all at once.
+        wait = random.randint(min(longest, max(1, longest // 2)), longest)
         with app.app_context():
             stay = store.find_stay(store.get_db(), session_id)
             host = current_config().find_host(stay.host_id) if stay is not None else None
