@@ -24,12 +24,22 @@ def persistent_secret(path: Path) -> str:
     """Return the cookie-signing key stored at ``path``, creating it on first start.
 
     Keeping it on disk is what lets a conversation cookie survive a restart.
+    Workers start together: the key is written to a file of this process's own
+    and linked into place whole, so no worker ever reads a half-written key,
+    and the first link wins.
     """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another worker's key is in place
+        finally:
+            draft.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
