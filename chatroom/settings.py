@@ -116,9 +116,8 @@ SETTINGS = (
     Setting("MAX_MESSAGE_CHARS", 2000, positive_whole, "longest message in characters"),
     Setting("SECRET_KEY", "", parse_text, "signs cookies (default: generated into var/chatroom-secret)"),
     Setting("DESK_OPERATORS", "", parse_text, "operators of /desk: name:password,…"),
-    # Each read is a request the desk answers (~14 ms of its CPU); an operator's message or the
-    # stay's end answers it at once, so a long wait delays nothing. 1,000 people waiting cost the
-    # desk half a core at 30 s, a twentieth at 300 s.
+    # Each read is a request the desk answers (~14 ms of its CPU; 1,000 people waiting cost the
+    # desk half a core at 30 s); an operator's message or the stay's end answers it at once.
     Setting("DESK_WAIT", 300, positive_whole,
             "longest a read of a desk waits for new events, in seconds (each waits half to all of it)"),
     Setting("DESK_NO_ANSWER_AFTER", 120.0, seconds,

@@ -417,7 +417,7 @@ class Readers:
         longest = int(app.config["DESK_WAIT"])
         # Readers started together (a worker starting with many open stays) would otherwise end
         # their waits together, each time, and ask the desk all at once.
-        wait = random.randint(min(longest, max(1, longest // 2)), longest)
+        wait = random.randint((longest + 1) // 2, longest)
         with app.app_context():
             stay = store.find_stay(store.get_db(), session_id)
             host = current_config().find_host(stay.host_id) if stay is not None else None
@@ -434,8 +434,9 @@ class Readers:
                     stay = store.find_stay(store.get_db(), session_id)
                     stored = store_events(store.get_db(), stay, found)
         except Busy:
-            # Another worker reads this stay; look again once a dead one's lease would have lapsed.
-            return RELAY_LEASE
+            # Another worker reads this stay; ask again later (read() spaces the asks out, up to
+            # MAX_BACKOFF_SECONDS apart, so a dead holder's stay is taken soon after its lease lapses).
+            return MAX_BACKOFF_SECONDS
         except parlant_client.ParlantError as exc:
             logger.warning("stay=%s could not read %s: %s", session_id, host.id, exc)
             return MAX_BACKOFF_SECONDS
