@@ -231,7 +231,7 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def test_a_chatroom_worker_killed_mid_turn_is_replaced_and_costs_each_person_one_try_again_at_most(
+def test_a_chatroom_worker_killed_mid_turn_is_replaced_and_costs_each_person_one_message_sent_again_at_most(
     scaled_stack: Stack, monkeypatch
 ):
     stack = scaled_stack
