@@ -9,7 +9,8 @@ Each run starts its own stack with a real Parlant desk (``python -m desk``) and:
    session each; --seeders at a time, not timed as part of any figure);
 3. opens one GET /api/events per waiter, raw sockets held by one thread that
    reads whatever arrives, and waits until every stream has sent its first event;
-4. lets the same number of new people chat again, with /healthz asked as before.
+4. lets the same number of new people chat again, with /healthz asked as before
+   and the same pauses between turns as in step 1.
 The chatroom's memory (RSS of its processes) is read before seeding, after it
 and with every stream open: per waiting stay and per open stream.
 The commit measured must serve GET /api/events.
@@ -197,7 +198,9 @@ def chatroom_rss_mib(stack: Stack) -> float:
 
 
 def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
-    alone, health_alone = chat(stack, args, first=2 * run * args.people)
+    # Both phases meet the same pauses (people are numbered alike), so the with ÷ without ratio of a
+    # run compares the same offered load: only the waiters differ.
+    alone, health_alone = chat(stack, args, first=run * args.people)
     print(f"  without waiters: turn p99 {number(alone['turn p99 ms'])} ms, "
           f"/healthz p99 {number(health_alone)} ms", flush=True)
 
@@ -221,7 +224,7 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
                   flush=True)
         rss_streams = chatroom_rss_mib(stack)
         print(f"  {ready} streams open", flush=True)
-        crowded, health_crowded = chat(stack, args, first=(2 * run + 1) * args.people)
+        crowded, health_crowded = chat(stack, args, first=run * args.people)
         still_open = streams.open_now()
     return {
         "turn median ms, no waiters": alone["turn median ms"],
