@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request, session
 
-from handoff.config import current_config
+from handoff.config import Host, current_config
 
 from . import events, parlant_client, stays, store
 from .routing import Router, Turn, turn_lock
@@ -203,9 +203,12 @@ def post_message():
     return jsonify(state_json(conversation, store.list_messages(connection, conversation.id, before)))
 
 
-def live_state(connection, conversation: store.Conversation) -> dict[str, Any]:
-    """Return what the page shows around the transcript: the host, and the desk stay if there is one."""
-    found = stays.current_stay(connection, current_config(), conversation)
+# A conversation's desk and open stay, as stays.current_stay finds them (None: with a bot).
+Found = tuple[Host, store.Stay] | None
+
+
+def live_state(connection, conversation: store.Conversation, found: Found) -> dict[str, Any]:
+    """Return what the page shows around the transcript: the host, and ``found``, the desk stay if any."""
     return {
         "host": host_json(conversation.host_id),
         "live": found is not None,
@@ -214,10 +217,11 @@ def live_state(connection, conversation: store.Conversation) -> dict[str, Any]:
     }
 
 
-def catch_up(connection, conversation: store.Conversation, after: int) -> list[store.Message]:
-    """Give the notice a stay calls for by now, then return the transcript after ``after``."""
-    stays.tell_if_nobody_answers(connection, conversation)
-    return store.list_messages(connection, conversation.id, after)
+def catch_up(connection, conversation: store.Conversation, after: int) -> tuple[list[store.Message], Found]:
+    """Give the notice a stay calls for by now; return the transcript after ``after`` and the stay."""
+    found = stays.current_stay(connection, current_config(), conversation)
+    stays.tell_if_nobody_answers(connection, conversation, found)
+    return store.list_messages(connection, conversation.id, after), found
 
 
 @bp.get("/api/events")
@@ -234,9 +238,9 @@ def live_events():
         conversation = store.find_conversation(connection, conversation_id)
         if conversation is None:
             raise ApiError(409, GONE)
-        messages = catch_up(connection, conversation, cursor)
+        messages, found = catch_up(connection, conversation, cursor)
         out = [events.sse(message.to_json(), event="message", event_id=message.id) for message in messages]
-        state = live_state(connection, conversation)
+        state = live_state(connection, conversation, found)
         # The typing countdown changes every time; only a change of who types is news.
         if comparable(state) != comparable(shown):
             out.append(events.sse(state, event="state"))
@@ -268,19 +272,19 @@ def updates():
     except ValueError:
         raise ApiError(400, "'wait' must be a number of seconds.") from None
     connection = store.get_db()
-    messages = catch_up(connection, conversation, after)
+    messages, found = catch_up(connection, conversation, after)
     if not messages and wait > 0:
         bus = current_app.extensions["shared"].bus
         with bus.subscribe([events.conversation_topic(conversation.id)]) as subscription:
-            if not catch_up(connection, conversation, after):
+            if not catch_up(connection, conversation, after)[0]:
                 # No database connection is held while waiting.
                 store.close_db()
                 subscription.get(timeout=wait)
         connection = store.get_db()
         conversation = store.find_conversation(connection, conversation.id)
-        messages = catch_up(connection, conversation, after)
+        messages, found = catch_up(connection, conversation, after)
     return jsonify({
-        **live_state(connection, conversation),
+        **live_state(connection, conversation, found),
         "messages": [message.to_json() for message in messages],
     })
 

@@ -192,6 +192,7 @@ def store_events(connection: store.Connection, stay: store.Stay, events: list[di
     if stored:
         # A message ends the typing indicator that announced it.
         set_typing(stay, None)
+        current_app.extensions["reply_waits"].pop(stay.host_id, None)
     return stored
 
 
@@ -284,16 +285,40 @@ def desk_json(connection, host: Host, stay: store.Stay) -> dict[str, Any]:
     }
     if info["waiting"]:
         position = store.queue_position(connection, stay)
-        waits = store.recent_reply_waits(connection, host.id, time.time() - ESTIMATE_WINDOW)
+        typical = typical_reply_wait(connection, host.id)
         info["position"] = position
-        estimate = statistics.median(waits) * position if waits and opens is None else None
-        info["estimated_wait_seconds"] = estimate
+        info["estimated_wait_seconds"] = typical * position if typical is not None and opens is None else None
     return info
 
 
-def tell_if_nobody_answers(connection, conversation: store.Conversation) -> None:
-    """Once per stay, tell a person nobody has answered in time, and what they can do."""
-    found = current_stay(connection, current_config(), conversation)
+# A week's median changes slowly: every waiting page refreshes its estimate on each heartbeat, and
+# re-reading a busy desk's week of reply times each time would cost more than all else they do.
+ESTIMATE_FRESH_SECONDS = 10.0
+
+
+def typical_reply_wait(connection, host_id: str) -> float | None:
+    """Return the median seconds to a first reply at a desk over the last week (None: no replies yet).
+
+    Kept per worker for ESTIMATE_FRESH_SECONDS, and forgotten at once when this worker relays a reply.
+    """
+    known: dict[str, tuple[float, float | None]] = current_app.extensions["reply_waits"]
+    now = time.monotonic()
+    found = known.get(host_id)
+    if found is not None and now - found[0] < ESTIMATE_FRESH_SECONDS:
+        return found[1]
+    waits = store.recent_reply_waits(connection, host_id, time.time() - ESTIMATE_WINDOW)
+    typical = statistics.median(waits) if waits else None
+    known[host_id] = (now, typical)
+    return typical
+
+
+def tell_if_nobody_answers(
+    connection, conversation: store.Conversation, found: tuple[Host, store.Stay] | None
+) -> None:
+    """Once per stay, tell a person nobody has answered in time, and what they can do.
+
+    ``found`` is the conversation's ``current_stay``.
+    """
     if found is None:
         return
     host, stay = found
@@ -448,4 +473,5 @@ class Readers:
 def init_app(app) -> None:
     """Start the stay readers with the first request a worker serves (after gunicorn forked it)."""
     readers = app.extensions["stay_readers"] = Readers(app)
+    app.extensions["reply_waits"] = {}
     app.before_request(readers.start)

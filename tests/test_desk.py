@@ -623,6 +623,33 @@ def test_waiting_person_sees_queue_place_and_estimated_wait(app, desk: Desk):
     assert first.get("/api/updates?after=0").get_json()["desk"]["waiting"] is False
 
 
+def test_the_estimated_wait_reads_reply_times_once_in_a_while_and_anew_after_a_reply(
+    app, desk: Desk, monkeypatch
+):
+    first, _ = at_desk(app, "first in line")
+    second, _ = at_desk(app, "second in line")
+    app.config["DESK_WAIT"] = 0
+    reads = []
+    read_reply_waits = store.recent_reply_waits
+    monkeypatch.setattr(store, "recent_reply_waits", lambda *a: reads.append(a[1]) or read_reply_waits(*a))
+
+    for _ in range(3):
+        assert second.get("/api/updates?after=0").get_json()["desk"]["estimated_wait_seconds"] is None
+    assert reads == ["human"], "three page refreshes within the freshness period: one read"
+
+    operator = app.test_client()
+    log_in(operator)
+    conversation_id = [s for s in queue(operator) if s["reason"] == "first in line"][0]["conversation_id"]
+    operator.post(f"/desk/api/conversations/{conversation_id}/messages", json={"text": "On it."})
+    info = second.get("/api/updates?after=0").get_json()["desk"]
+    assert info["estimated_wait_seconds"] is not None and info["estimated_wait_seconds"] >= 0
+    assert reads == ["human", "human"], "a relayed reply makes the next estimate read reply times anew"
+
+    monkeypatch.setattr(stays, "ESTIMATE_FRESH_SECONDS", 0.0)
+    second.get("/api/updates?after=0")
+    assert reads == ["human"] * 3
+
+
 def test_person_is_told_once_when_nobody_answers_in_time(app, desk: Desk):
     app.config["DESK_NO_ANSWER_AFTER"] = 0
     app.config["DESK_WAIT"] = 0
