@@ -20,6 +20,7 @@ import logging  # noqa: E402
 from gunicorn.app.base import BaseApplication  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
+from handoff import longlived  # noqa: E402
 from handoff.config import ConfigError, current_config  # noqa: E402
 
 from . import settings  # noqa: E402
@@ -34,6 +35,10 @@ class ChatroomWorker(GeventWorker):
     def handle(self, listener, client, addr):
         client.settimeout(self.cfg.chatroom_client_timeout)
         super().handle(listener, client, addr)
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        longlived.freeze_loaded()
 
 
 class Server(BaseApplication):

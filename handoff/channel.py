@@ -22,7 +22,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import arrival, rasa_speedups, rasa_stores
+from handoff import arrival, longlived, rasa_speedups, rasa_stores
 from handoff.payload import HANDOFF_TO
 
 rasa_speedups.install()
@@ -82,6 +82,11 @@ class HandoffRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(self.feeding_requests(on_new_message))
+
+        @webhook.listener("after_server_start")
+        async def freeze_the_model(*_: Any) -> None:
+            # After Rasa's own before_server_start listener has loaded the model.
+            longlived.freeze_loaded()
 
         @webhook.middleware("request")
         async def refuse_while_actions_are_down(request: Request) -> Optional[HTTPResponse]:

@@ -308,6 +308,9 @@ def serve(spec: Path) -> int:
     prepare(components)
     for module in PRELOAD + tuple(sorted({path.rpartition(".")[0] for path in components})):
         importlib.import_module(module)
+    from handoff import longlived
+
+    longlived.freeze_loaded()
     children: Dict[int, Tuple[Dict[str, Any], int]] = {}
     for server in servers:
         pid, output = _fork(server, [fd for _, fd in children.values()])
