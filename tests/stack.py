@@ -94,6 +94,18 @@ class Stack:
     def person(self) -> Person:
         return Person(self.chatroom_url, self.state_dir)
 
+    def log_shows(self, text: str, timeout: float = 10.0) -> bool:
+        """Tell whether the stack's log holds ``text``, waiting up to ``timeout`` s for it.
+
+        A part's lines reach the log through the launcher, a moment after the part wrote them.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def shared_settings(self) -> dict[str, str]:
         """Return the SHARED_SETTINGS the launcher gave the chatroom (none on the embedded stack)."""
         chatroom = next(p for p in self.processes() if p.part.endswith("--module chatroom"))
