@@ -7,7 +7,9 @@ quarter of one (chatroom), and every turn in flight waits for it. Frozen objects
 are left out of later collections, and pages frozen before a fork stay shared
 with the children instead of being copied when the collector touches them.
 The price: a frozen object that later becomes cyclic garbage is never freed, so
-freeze only what lives as long as the process (a new model means a new server).
+freeze only what lives as long as the process. The launcher loads a new model by
+starting a new server; a model replaced through Rasa's HTTP API (PUT /model)
+would leave the old one's reference cycles in memory.
 """
 from __future__ import annotations
 

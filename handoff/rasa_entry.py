@@ -52,6 +52,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from handoff import longlived
+
 TOKEN_ENV = "RASA_API_TOKEN"
 TELEMETRY_ENV = "RASA_TELEMETRY_ENABLED"
 ACTION_URL_ENV = "ACTION_SERVER_URL"
@@ -308,8 +310,6 @@ def serve(spec: Path) -> int:
     prepare(components)
     for module in PRELOAD + tuple(sorted({path.rpartition(".")[0] for path in components})):
         importlib.import_module(module)
-    from handoff import longlived
-
     longlived.freeze_loaded()
     children: Dict[int, Tuple[Dict[str, Any], int]] = {}
     for server in servers:
