@@ -13,7 +13,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from long_conversations import BOTS, BOTS_DIR, long_conversation
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.agent import Agent
+    from rasa.core.channels.channel import UserMessage
     from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.core.processor import MessageProcessor
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE
     from rasa.shared.constants import DOCS_BASE_URL
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import Event, SlotSet
@@ -21,6 +25,7 @@ with warnings.catch_warnings():
     from rasa.shared.utils.common import all_subclasses
 
     from handoff import rasa_speedups
+    from handoff.payload import arrival_message, trigger_message
 
 VALID = {
     "events": [
@@ -107,3 +112,59 @@ def test_rule_matching_finds_the_rules_rasa_finds(bot):
         for end in ends:
             expected = rasa_speedups.get_possible_keys_by_rasa(policy, rules, states[:end])
             assert rasa_speedups.get_possible_keys(policy, rules, states[:end]) == expected
+
+
+# What people and hosts send that names a known intent: buttons (with a confidence, with
+# entities, with entities the domain lacks, with a broken tail), the handoff's own messages.
+NAMED = [
+    "/greet", "/affirm@0.7", '/inform{"email": "kim@example.com"}', '/greet{"colour": "blue"}',
+    '/greet{"email": ', "  /greet  ", trigger_message("financial"), arrival_message("http://localhost:5005"),
+]
+# What the pipeline still reads: plain text, an unknown intent, a bare prefix.
+READ = ["hi there", "/no_such_intent", "/", "I paid /greet twice"]
+
+
+@pytest.fixture(scope="module", params=BOTS)
+def agent(request: pytest.FixtureRequest) -> Agent:
+    models = sorted((BOTS_DIR / request.param / "models").glob("*.tar.gz"))
+    assert models, f"bots/{request.param}/models holds no trained model: run `make train`"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Agent.load(str(models[-1]))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("only_output_properties", [True, False])
+def test_messages_naming_an_intent_parse_as_rasa_parses_them(agent, only_output_properties):
+    processor = agent.processor
+    assert rasa_speedups.nlu_ends_in_regex_handler(processor)
+    tracker = DialogueStateTracker.from_events("parse", [])
+    for text in NAMED + READ:
+        message = UserMessage(text, sender_id="parse")
+        args = (processor, message, tracker, only_output_properties)
+        expected = rasa_speedups.parse_message_with_graph_by_rasa(*args)
+        got = rasa_speedups.parse_message_with_graph(*args)
+        assert got == expected, text
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatch):
+    processor = agent.processor
+    read = []
+    run = processor.graph_runner.run
+
+    def counted_run(**kwargs):
+        read.append(kwargs["inputs"][PLACEHOLDER_MESSAGE][0].text)
+        return run(**kwargs)
+
+    monkeypatch.setattr(processor.graph_runner, "run", counted_run)
+    tracker = DialogueStateTracker.from_events("parse", [])
+    for text in NAMED + READ:
+        parsed = rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker)
+        assert parsed["text"] == (text.strip() if text in NAMED else text)
+    assert read == READ
+
+
+def test_installed_parse_is_what_the_processor_calls():
+    rasa_speedups.install()
+    assert MessageProcessor._parse_message_with_graph is rasa_speedups.parse_message_with_graph
