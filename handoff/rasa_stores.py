@@ -632,6 +632,21 @@ class HandoffTrackerStore(SQLTrackerStore):
             self._failed(sender_id)
             raise
 
+    async def create_tracker(
+        self, sender_id: Text, append_action_listen: bool = True
+    ) -> DialogueStateTracker:
+        """Start a conversation the store holds nothing of, as Rasa's ``create_tracker`` does.
+
+        The tracker is a CheckpointedTracker (with no cut), so saving it and then the
+        turn's events inserts them, instead of Rasa's save counting the stored
+        events of the session first each time.
+        """
+        tracker = CheckpointedTracker(sender_id, self.domain, None, list)
+        if append_action_listen:
+            tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
+        await self.save(tracker)
+        return tracker
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events the tracker gained since it was retrieved (all new ones, for others)."""
         try:

@@ -135,6 +135,31 @@ def test_a_turn_whose_tracker_could_not_be_read_or_saved_is_reported_once(settin
     assert (rasa_stores.store_failed("c1"), rasa_stores.store_failed("other")) == (True, False)
 
 
+def test_a_new_conversation_is_stored_without_counting_what_is_stored(settings: Path, monkeypatch):
+    reference = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(settings / "rasa.db"))
+    ours = HandoffTrackerStore(domain=Domain.empty())
+    # Rasa's save counts the session's stored events before it writes; ours must not call it.
+    rasa_saves = []
+    rasa_save = SQLTrackerStore.save
+
+    async def counted_save(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
+        rasa_saves.append(type(self).__name__)
+        await rasa_save(self, tracker)
+
+    monkeypatch.setattr(SQLTrackerStore, "save", counted_save)
+    for store in (reference, ours):
+        tracker = run(store.get_or_create_tracker("c1"))
+        tracker.update(UserUttered("hello", timestamp=1.0))
+        tracker.update(ActionExecuted("utter_greet", timestamp=2.0))
+        run(store.save(tracker))
+
+    assert rasa_saves == ["SQLTrackerStore", "SQLTrackerStore"]
+    kinds = [row[:2] + row[3:5] for row in stored_rows(settings / "helpdesk-tracker.db")]
+    assert kinds == [row[:2] + row[3:5] for row in stored_rows(settings / "rasa.db")]
+    assert [kind[1] for kind in kinds] == ["action", "user", "action"]
+    assert [event.type_name for event in run(ours.retrieve("c1")).events] == ["action", "user", "action"]
+
+
 def lasts(store: HandoffLockStore, seconds: float) -> bool:
     """Issue a ticket the way Rasa's lock() does (with Rasa's default); does it last ``seconds``?"""
     before = time.time()
