@@ -57,7 +57,13 @@ from rasa.core.lock_store import (
     LockStore,
     RedisLockStore,
 )
-from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.core.tracker_store import (
+    AwaitableTrackerStore,
+    FailSafeTrackerStore,
+    SQLTrackerStore,
+    TrackerStore,
+    create_engine_kwargs,
+)
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, PREVIOUS_ACTION
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import (
@@ -221,10 +227,18 @@ def carried_over_slot_events(tracker: DialogueStateTracker) -> List[SlotSet]:
     return slot_events_by_rasa(tracker)
 
 
+def init_tracker_of_wrapped_store(self: TrackerStore, sender_id: Text) -> DialogueStateTracker:
+    """Let a tracker store wrapper start a conversation with the tracker the store it wraps makes."""
+    return self._tracker_store.init_tracker(sender_id)
+
+
 def install() -> None:
     """Put Rasa's speed-ups in place, and let a new session carry over every slot event as before."""
     rasa_speedups.install()
     ActionSessionStart._slot_set_events_from_tracker = staticmethod(carried_over_slot_events)
+    # Rasa's agent wraps the store twice; a wrapper's create_tracker would make a plain tracker.
+    for wrapper in (FailSafeTrackerStore, AwaitableTrackerStore):
+        wrapper.init_tracker = init_tracker_of_wrapped_store  # type: ignore[method-assign]
 
 
 # What a policy asks ``past_states`` for, as a hashable key and as the arguments.
@@ -632,20 +646,13 @@ class HandoffTrackerStore(SQLTrackerStore):
             self._failed(sender_id)
             raise
 
-    async def create_tracker(
-        self, sender_id: Text, append_action_listen: bool = True
-    ) -> DialogueStateTracker:
-        """Start a conversation the store holds nothing of, as Rasa's ``create_tracker`` does.
+    def init_tracker(self, sender_id: Text) -> DialogueStateTracker:
+        """Return the tracker of a new conversation: a CheckpointedTracker with no cut.
 
-        The tracker is a CheckpointedTracker (with no cut), so saving it and then the
-        turn's events inserts them, instead of Rasa's save counting the stored
-        events of the session first each time.
+        Saving it (Rasa's ``create_tracker`` does, and the turn again) inserts its
+        new events, instead of Rasa's save counting the session's stored events first.
         """
-        tracker = CheckpointedTracker(sender_id, self.domain, None, list)
-        if append_action_listen:
-            tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
-        await self.save(tracker)
-        return tracker
+        return CheckpointedTracker(sender_id, self.domain, None, list)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events the tracker gained since it was retrieved (all new ones, for others)."""
