@@ -19,6 +19,10 @@
   same way without the pipeline: the parse data are the same, for about a third of
   the turn's CPU. A message that does not unpack (unknown intent, bad syntax), and
   a pipeline that does not end in RegexMessageHandler, still run the pipeline.
+- LogisticRegressionClassifier builds its input from every sparse feature of the
+  message, the per-token ones too (which it drops), copying each and stacking them
+  through scipy's general block routines: 3 ms of a 12 ms pipeline. Only the
+  sentence features are joined now, side by side, into the same matrix.
 
 The bots' REST channel (``handoff.channel``) and tracker store
 (``handoff.rasa_stores``) call ``install`` when Rasa imports them, so both
@@ -29,6 +33,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict, List, Optional, Set, Text, Type
 
+import numpy as np
+import scipy.sparse
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
@@ -36,6 +42,7 @@ from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import UserMessage
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.processor import MessageProcessor
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.nlu.classifiers.regex_message_handler import RegexMessageHandler
 from rasa.shared.constants import DOCS_BASE_URL, INTENT_MESSAGE_PREFIX
 from rasa.shared.core.domain import State
@@ -49,6 +56,7 @@ from rasa.shared.nlu.training_data.message import Message
 resolve_event_class_by_walking = Event.resolve_by_type
 get_possible_keys_by_rasa = RulePolicy._get_possible_keys
 parse_message_with_graph_by_rasa = MessageProcessor._parse_message_with_graph
+create_x_by_rasa = LogisticRegressionClassifier._create_X
 event_classes: Dict[Text, Type[Event]] = {}
 
 
@@ -133,9 +141,36 @@ def parse_message_with_graph(
     return parse_message_with_graph_by_rasa(self, message, tracker, only_output_properties)
 
 
+def logistic_regression_input(
+    self: LogisticRegressionClassifier, messages: List[Message]
+) -> scipy.sparse.csr_matrix:
+    """Return the matrix ``LogisticRegressionClassifier._create_X`` builds (one row a message)."""
+    rows, columns, values = [], [], []
+    width = None
+    for row, message in enumerate(messages):
+        _, sentence = message._filter_sparse_features(TEXT, [])
+        if not sentence or message.get_dense_features(TEXT)[1] is not None:
+            return create_x_by_rasa(self, messages)  # dense features are joined in too: Rasa's way
+        offset = 0
+        for features in sentence:
+            block = features.features.tocoo()
+            rows.append(np.full(block.nnz, row, dtype=block.row.dtype))
+            columns.append(block.col + offset)
+            values.append(block.data)
+            offset += block.shape[1]
+        if width not in (None, offset):
+            return create_x_by_rasa(self, messages)  # Rasa refuses rows of different widths
+        width = offset
+    if width is None:
+        return create_x_by_rasa(self, messages)
+    coordinates = (np.concatenate(rows), np.concatenate(columns))
+    return scipy.sparse.csr_matrix((np.concatenate(values), coordinates), shape=(len(messages), width))
+
+
 def install() -> None:
     """Put the speed-ups in place (again: they replace Rasa's methods, not wrap them)."""
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     Event.resolve_by_type = staticmethod(resolve_event_class)  # type: ignore[assignment]
     RulePolicy._get_possible_keys = get_possible_keys  # type: ignore[method-assign]
     MessageProcessor._parse_message_with_graph = parse_message_with_graph  # type: ignore[method-assign]
+    LogisticRegressionClassifier._create_X = logistic_regression_input  # type: ignore[method-assign]

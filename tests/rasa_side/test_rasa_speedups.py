@@ -3,9 +3,10 @@ import json
 import tarfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import jsonschema
+import numpy as np
 import pytest
 
 with warnings.catch_warnings():
@@ -18,6 +19,7 @@ with warnings.catch_warnings():
     from rasa.core.policies.rule_policy import RulePolicy
     from rasa.core.processor import MessageProcessor
     from rasa.engine.constants import PLACEHOLDER_MESSAGE
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
     from rasa.shared.constants import DOCS_BASE_URL
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import Event, SlotSet
@@ -168,3 +170,44 @@ def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatc
 def test_installed_parse_is_what_the_processor_calls():
     rasa_speedups.install()
     assert MessageProcessor._parse_message_with_graph is rasa_speedups.parse_message_with_graph
+
+
+# Short and long, known and unknown words, digits, punctuation only, non-ASCII.
+CLASSIFIED = [
+    "hi", "I forgot my password", "can I talk to someone else?", "send 50 dollars to Kim on Friday",
+    "what did I spend at the grocery store last month", "??", "my laptop won't start after the update, "
+    "and the screen stays black even when I plug it in", "café crème", "zzzz qqqq",
+]
+
+
+def classifier_inputs(agent: Agent) -> "tuple[LogisticRegressionClassifier, List[Any]]":
+    """Return the messages the logistic regression classifier gets, as the pipeline hands them over."""
+    node = next(node for name, node in agent.processor.graph_runner._instantiated_nodes.items()
+                if name.startswith("run_LogisticRegressionClassifier"))
+    seen = []
+    process = node._fn
+    node._fn = lambda component, messages: seen.extend(messages) or process(component, messages)
+    tracker = DialogueStateTracker.from_events("parse", [])
+    try:
+        for text in CLASSIFIED:
+            rasa_speedups.parse_message_with_graph(agent.processor, UserMessage(text), tracker)
+    finally:
+        node._fn = process
+    return node._component, seen
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_classifier_input_is_the_matrix_rasa_builds(agent):
+    classifier, messages = classifier_inputs(agent)
+    assert len(messages) == len(CLASSIFIED)
+    for batch in [messages[:1], messages[4:5], messages]:
+        expected = rasa_speedups.create_x_by_rasa(classifier, batch)
+        got = rasa_speedups.logistic_regression_input(classifier, batch)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        assert (got != expected).nnz == 0
+        assert np.array_equal(classifier.clf.predict_proba(got), classifier.clf.predict_proba(expected))
+
+
+def test_installed_classifier_input_is_what_the_classifier_calls():
+    rasa_speedups.install()
+    assert LogisticRegressionClassifier._create_X is rasa_speedups.logistic_regression_input
