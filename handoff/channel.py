@@ -88,6 +88,10 @@ class HandoffRestInput(RestInput):
             # After Rasa's own before_server_start listener has loaded the model.
             longlived.freeze_loaded()
 
+        @webhook.listener("after_server_stop")
+        async def close_action_server_connections(*_: Any) -> None:
+            await rasa_speedups.close_kept_sessions()
+
         @webhook.middleware("request")
         async def refuse_while_actions_are_down(request: Request) -> Optional[HTTPResponse]:
             if request.method == "POST" and not await self.action_server_up():

@@ -1,4 +1,5 @@
 """Rasa's per-turn work made cheaper: the same answers and the same refusals as Rasa's own."""
+import asyncio
 import json
 import tarfile
 import warnings
@@ -8,6 +9,7 @@ from typing import Any, Dict, List
 import jsonschema
 import numpy as np
 import pytest
+from aiohttp import web
 
 with warnings.catch_warnings():
     # Importing Rasa's core imports TensorFlow, whose own imports warn.
@@ -25,6 +27,7 @@ with warnings.catch_warnings():
     from rasa.shared.core.events import Event, SlotSet
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.shared.utils.common import all_subclasses
+    from rasa.utils.endpoints import EndpointConfig
 
     from handoff import rasa_speedups
     from handoff.payload import arrival_message, trigger_message
@@ -211,3 +214,40 @@ def test_classifier_input_is_the_matrix_rasa_builds(agent):
 def test_installed_classifier_input_is_what_the_classifier_calls():
     rasa_speedups.install()
     assert LogisticRegressionClassifier._create_X is rasa_speedups.logistic_regression_input
+
+
+async def call_a_local_server_five_times() -> "tuple[List[Any], List[Any], EndpointConfig]":
+    """Serve on a free port and call it through an endpoint; return answers and the callers' ports."""
+    callers = []
+
+    async def answer(request: web.Request) -> web.Response:
+        callers.append(request.transport.get_extra_info("peername")[1])
+        return web.json_response({"echo": (await request.json())["n"]})
+
+    app = web.Application()
+    app.router.add_post("/webhook", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+    try:
+        answers = [await endpoint.request(json={"n": n}) for n in range(5)]
+        await rasa_speedups.close_kept_sessions()
+    finally:
+        await runner.cleanup()
+    return answers, callers, endpoint
+
+
+def test_action_server_calls_share_one_connection_until_the_server_stops():
+    rasa_speedups.install()
+    answers, callers, endpoint = asyncio.run(call_a_local_server_five_times())
+    assert answers == [{"echo": n} for n in range(5)]
+    assert len(set(callers)) == 1 and len(callers) == 5
+    loop, session = getattr(endpoint, rasa_speedups.KEPT_SESSION)
+    assert session.closed
+    # Another event loop (a new server) makes a session of its own.
+    again, callers_again, _ = asyncio.run(call_a_local_server_five_times())
+    assert again == answers and len(set(callers_again)) == 1
+
