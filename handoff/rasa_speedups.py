@@ -16,9 +16,10 @@
   handoff trigger and the arrival) runs through the whole NLU pipeline, whose
   every result the pipeline's last step, RegexMessageHandler, then throws away
   for the intent and entities the message names. Such a message is unpacked the
-  same way without the pipeline: the parse data are the same, for about a third of
-  the turn's CPU. A message that does not unpack (unknown intent, bad syntax), and
-  a pipeline that does not end in RegexMessageHandler, still run the pipeline.
+  same way without the pipeline, with the same parse data (the pipeline was 29 %
+  of the handling of an arrival at the Financial bot, in one profile). A message
+  that does not unpack (unknown intent, bad syntax), and a pipeline that does not
+  end in RegexMessageHandler, still run the pipeline.
 - LogisticRegressionClassifier builds its input from every sparse feature of the
   message, the per-token ones too (which it drops), copying each and stacking them
   through scipy's general block routines: 3 ms of a 12 ms pipeline. Only the

@@ -236,7 +236,8 @@ def install() -> None:
     """Put Rasa's speed-ups in place, and let a new session carry over every slot event as before."""
     rasa_speedups.install()
     ActionSessionStart._slot_set_events_from_tracker = staticmethod(carried_over_slot_events)
-    # Rasa's agent wraps the store twice; a wrapper's create_tracker would make a plain tracker.
+    # Rasa's agent wraps the store (FailSafeTrackerStore; AwaitableTrackerStore too if
+    # the store is not async), and a wrapper's create_tracker would make a plain tracker.
     for wrapper in (FailSafeTrackerStore, AwaitableTrackerStore):
         wrapper.init_tracker = init_tracker_of_wrapped_store  # type: ignore[method-assign]
 
