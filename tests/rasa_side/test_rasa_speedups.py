@@ -119,6 +119,18 @@ def test_rule_matching_finds_the_rules_rasa_finds(bot):
             assert rasa_speedups.get_possible_keys(policy, rules, states[:end]) == expected
 
 
+def test_a_policy_with_its_own_rule_check_keeps_it():
+    class Strict(RulePolicy):
+        def _is_rule_applicable(self, rule_key, turn_index, conversation_state):
+            return False  # no rule ever applies
+
+    rule = json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}])
+    states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]
+    lookup = {rule: "utter_greet"}
+    assert rasa_speedups.get_possible_keys(RulePolicy.__new__(RulePolicy), lookup, states) == {rule}
+    assert rasa_speedups.get_possible_keys(Strict.__new__(Strict), lookup, states) == set()
+
+
 # What people and hosts send that names a known intent: buttons (with a confidence, with
 # entities, with entities the domain lacks, with a broken tail), the handoff's own messages.
 NAMED = [
