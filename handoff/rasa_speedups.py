@@ -27,6 +27,9 @@
   message, the per-token ones too (which it drops), copying each and stacking them
   through scipy's general block routines: 3 ms of a 12 ms pipeline. Only the
   sentence features are joined now, side by side, into the same matrix.
+- Every message asks whether the domain is empty (to skip a check of the parsed
+  intent and entities), which Rasa answers by building an empty domain and
+  comparing the two: 2 % of a Financial bot turn. The empty domain is built once.
 - Rasa opens a new HTTP session, so a new connection (a name lookup in a thread
   and a handshake), for every call to the action server: 2 ms of the bot's CPU a
   call against 0.5 ms on an open connection. Each endpoint now keeps one session
@@ -60,7 +63,7 @@ from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressi
 from rasa.nlu.classifiers.regex_message_handler import RegexMessageHandler
 from rasa.shared.constants import DOCS_BASE_URL, INTENT_MESSAGE_PREFIX
 from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET
-from rasa.shared.core.domain import State
+from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
@@ -71,6 +74,7 @@ from rasa.utils.endpoints import EndpointConfig
 # Rasa's own methods, for the tests that compare against them.
 resolve_event_class_by_walking = Event.resolve_by_type
 get_possible_keys_by_rasa = RulePolicy._get_possible_keys
+domain_is_empty_by_rasa = Domain.is_empty
 parse_message_with_graph_by_rasa = MessageProcessor._parse_message_with_graph
 create_x_by_rasa = LogisticRegressionClassifier._create_X
 session_by_rasa = EndpointConfig.session
@@ -180,6 +184,17 @@ def get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: List[S
             or rule.reversed_states[turn_index].applies_to(state, has_previous_action)
         ]
     return {rule.key for rule in rules}
+
+
+@functools.lru_cache(maxsize=None)
+def empty_domain_data() -> Dict[Text, Any]:
+    """Return what an empty domain serialises to (compared with, never handed out)."""
+    return Domain.empty().as_dict()
+
+
+def domain_is_empty(self: Domain) -> bool:
+    """Return ``Domain.is_empty``'s answer without building an empty domain each time."""
+    return self.as_dict() == empty_domain_data()
 
 
 def nlu_ends_in_regex_handler(processor: MessageProcessor) -> bool:
@@ -296,6 +311,7 @@ def install() -> None:
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     Event.resolve_by_type = staticmethod(resolve_event_class)  # type: ignore[assignment]
     RulePolicy._get_possible_keys = get_possible_keys  # type: ignore[method-assign]
+    Domain.is_empty = domain_is_empty  # type: ignore[method-assign]
     MessageProcessor._parse_message_with_graph = parse_message_with_graph  # type: ignore[method-assign]
     LogisticRegressionClassifier._create_X = logistic_regression_input  # type: ignore[method-assign]
     EndpointConfig.session = kept_session  # type: ignore[method-assign]

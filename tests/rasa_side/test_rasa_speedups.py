@@ -131,6 +131,22 @@ def test_a_policy_with_its_own_rule_check_keeps_it():
     assert rasa_speedups.get_possible_keys(Strict.__new__(Strict), lookup, states) == set()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_an_empty_domain_is_told_from_the_bots_domains_without_building_one_each_time(monkeypatch):
+    bots = [Domain.load(str(BOTS_DIR / bot / "domain.yml")) for bot in BOTS]
+    domains = [Domain.empty(), Domain.from_dict({}), *bots]
+    expected = [rasa_speedups.domain_is_empty_by_rasa(domain) for domain in domains]
+    assert expected == [True, True] + [False] * len(BOTS)
+    rasa_speedups.empty_domain_data()  # built on first use
+
+    def built():
+        raise AssertionError("an empty domain was built again")
+
+    monkeypatch.setattr(Domain, "empty", staticmethod(built))
+    assert [rasa_speedups.domain_is_empty(domain) for domain in domains] == expected
+    assert Domain.is_empty is rasa_speedups.domain_is_empty  # what the processor calls
+
+
 # What people and hosts send that names a known intent: buttons (with a confidence, with
 # entities, with entities the domain lacks, with a broken tail), the handoff's own messages.
 NAMED = [
