@@ -119,16 +119,37 @@ def test_rule_matching_finds_the_rules_rasa_finds(bot):
             assert rasa_speedups.get_possible_keys(policy, rules, states[:end]) == expected
 
 
-def test_a_policy_with_its_own_rule_check_keeps_it():
-    class Strict(RulePolicy):
-        def _is_rule_applicable(self, rule_key, turn_index, conversation_state):
-            return False  # no rule ever applies
+class NoRuleApplies(RulePolicy):
+    def _is_rule_applicable(self, rule_key, turn_index, conversation_state):
+        return False
 
-    rule = json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}])
+
+class NoStateMatches(RulePolicy):
+    @staticmethod
+    def _does_rule_match_state(rule_state, conversation_state):
+        return False
+
+
+class EveryRuleIsEmpty(RulePolicy):
+    @staticmethod
+    def _rule_key_to_state(rule_key):
+        return []  # a rule of no states matches anything
+
+
+@pytest.mark.parametrize("policy_class, matched", [
+    (RulePolicy, "greet"), (NoRuleApplies, None), (NoStateMatches, None), (EveryRuleIsEmpty, "both"),
+])
+def test_a_policy_with_its_own_rule_checks_keeps_them(policy_class, matched):
+    greet, goodbye = (
+        json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": intent}}])
+        for intent in ("greet", "goodbye")
+    )
     states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]
-    lookup = {rule: "utter_greet"}
-    assert rasa_speedups.get_possible_keys(RulePolicy.__new__(RulePolicy), lookup, states) == {rule}
-    assert rasa_speedups.get_possible_keys(Strict.__new__(Strict), lookup, states) == set()
+    lookup = {greet: "utter_greet", goodbye: "utter_goodbye"}
+    expected = {"greet": {greet}, None: set(), "both": {greet, goodbye}}[matched]
+    policy = policy_class.__new__(policy_class)
+    assert rasa_speedups.get_possible_keys(policy, lookup, states) == expected
+    assert rasa_speedups.get_possible_keys_by_rasa(policy, lookup, states) == expected
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
