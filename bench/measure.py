@@ -16,6 +16,7 @@ one more column, so embedded and scaled are compared in one run too.
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import json
 import os
@@ -272,6 +273,23 @@ def show_run(name: str, run: int, figures: Figures) -> None:
     print(f"run {run} [{name}]: {shown}", flush=True)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Keep this process's garbage collector from stopping the clocks of the turns in flight.
+
+    A full collection stops every thread of the bench at once, and that time
+    would count as the stack's (one of 101 ms was seen in a bench.streams run).
+    The bench's garbage is collected between runs instead.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def compare(
     args: argparse.Namespace, measure: Measure, *, config: Callable[[], dict] | None = None,
     env: dict[str, str] | None = None, fresh_stack: bool = False,
@@ -301,10 +319,11 @@ def compare(
             # Alternate who goes first, so neither tree always meets a warmer or busier machine.
             for tree in found if run % 2 else list(reversed(found)):
                 if fresh_stack:
-                    with started(tree) as stack:
+                    with started(tree) as stack, collector_paused():
                         figures = measure(stack, run)
                 else:
-                    figures = measure(stacks[tree.name], run)
+                    with collector_paused():
+                        figures = measure(stacks[tree.name], run)
                 results[tree.name].append(figures)
                 show_run(tree.name, run, figures)
     print(f"\nmedian (min–max) of {args.runs} run(s); load average now {os.getloadavg()[0]:.1f}")

@@ -1,7 +1,12 @@
 """The statistics the benchmarks print: spread of runs and ratios between two trees."""
 from __future__ import annotations
 
-from bench.measure import percentile, ratio_spread, spread, table
+import gc
+import weakref
+
+import pytest
+
+from bench.measure import collector_paused, percentile, ratio_spread, spread, table
 
 
 def test_percentile_takes_the_nearest_rank():
@@ -38,3 +43,26 @@ def test_table_gives_a_ratio_to_the_first_tree_for_each_other():
         "| figure | this tree | main | scaled | this tree / main | this tree / scaled |"
     )
     assert table(results).splitlines()[2] == "| p99 ms | 300 | 600 | 150 | 0.50 | 2.00 |"
+
+
+class Cycle:
+    """An object only the cyclic collector frees."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_run_meets_no_collection_of_the_bench_and_its_garbage_is_freed_after():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        left = weakref.ref(Cycle())
+        assert left() is not None
+    assert gc.isenabled()
+    assert left() is None
+
+
+def test_the_collector_is_back_after_a_run_that_failed():
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("the stack stopped")
+    assert gc.isenabled()
