@@ -21,9 +21,7 @@ Compared with the ``rasa`` command it:
   skops looks every numpy ufunc up in every loaded module, which takes seconds
   once Rasa has loaded thousands.
 
-``actions`` starts rasa-sdk directly, without importing Rasa at all, with the
-guard of ``handoff.action_domain`` (an action reading a domain it was not sent
-fails with the fix).
+``actions`` starts rasa-sdk directly, without importing Rasa at all.
 
 ``serve SPEC`` is the fork server the launcher uses when it starts several Rasa
 servers whose models need no TensorFlow: it imports Rasa once, then forks one
@@ -460,9 +458,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         quiet_warnings()
         from rasa_sdk.__main__ import main as actions_main
 
-        from handoff import action_domain
-
-        action_domain.install()
         sys.argv = ["rasa_sdk", *args]
         actions_main()
         return
