@@ -1,12 +1,15 @@
 """The statistics the benchmarks print: spread of runs and ratios between two trees."""
 from __future__ import annotations
 
+import argparse
 import gc
 import weakref
+from contextlib import contextmanager
 
 import pytest
 
-from bench.measure import collector_paused, percentile, ratio_spread, spread, table
+from bench import measure
+from bench.measure import percentile, ratio_spread, spread, table
 
 
 def test_percentile_takes_the_nearest_rank():
@@ -52,17 +55,38 @@ class Cycle:
         self.me = self
 
 
-def test_a_run_meets_no_collection_of_the_bench_and_its_garbage_is_freed_after():
+@pytest.mark.parametrize("fresh_stack", [False, True])
+def test_every_run_of_compare_meets_no_collection_of_the_bench_and_its_garbage_is_freed_after(
+    monkeypatch, capsys, fresh_stack
+):
+    # Only the bench's own process is at stake: the stack it would start is left out.
+    @contextmanager
+    def only_this_tree(ref, scaled=False):
+        yield [measure.Tree(measure.THIS_TREE, measure.REPO_ROOT)]
+
+    @contextmanager
+    def no_stack(tree, config=None, env=None):
+        yield "stack"
+
+    monkeypatch.setattr(measure, "trees", only_this_tree)
+    monkeypatch.setattr(measure, "serving", no_stack)
+    seen, left = [], []
+
+    def run(stack, number):
+        seen.append(gc.isenabled())
+        left.append(weakref.ref(Cycle()))
+        return {"turns": 1.0}
+
+    args = argparse.Namespace(runs=3, ref=None, scaled=False)
+    results = measure.compare(args, run, fresh_stack=fresh_stack)
+    assert results == {measure.THIS_TREE: [{"turns": 1.0}] * 3}
+    assert seen == [False, False, False]
     assert gc.isenabled()
-    with collector_paused():
-        assert not gc.isenabled()
-        left = weakref.ref(Cycle())
-        assert left() is not None
-    assert gc.isenabled()
-    assert left() is None
+    assert [ref() for ref in left] == [None, None, None]
+    assert "run 3 [this tree]" in capsys.readouterr().out
 
 
 def test_the_collector_is_back_after_a_run_that_failed():
-    with pytest.raises(RuntimeError), collector_paused():
+    with pytest.raises(RuntimeError), measure.collector_paused():
         raise RuntimeError("the stack stopped")
     assert gc.isenabled()
