@@ -6,11 +6,12 @@ and otherwise just passes their messages on (``send``).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from typing import Any, Protocol
 
-import requests
+import urllib3
 from flask import current_app
 
 from handoff.config import Host, current_config
@@ -19,11 +20,12 @@ from handoff.payload import arrival_message
 
 from . import parlant_client, stays, store
 from .a2a_client import A2AClient, A2AHostError
-from .web import http_session
+from .web import http_session, webhook_pool
 
 logger = logging.getLogger(__name__)
 # Counts this worker's turns to Rasa hosts, to take their replicas in turn.
 _turns = itertools.count()
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class HostUnavailable(Exception):
@@ -41,9 +43,9 @@ class Adapter(Protocol):
 class RasaHost:
     """A host speaking Rasa's REST channel: POST {url}/webhooks/rest/webhook."""
 
-    def __init__(self, host: Host, http: requests.Session) -> None:
+    def __init__(self, host: Host, pool: urllib3.PoolManager) -> None:
         self.host = host
-        self.http = http
+        self.pool = pool
 
     def send(
         self, conversation_id: str, text: str, timeout: float, metadata: dict[str, Any] | None = None
@@ -56,37 +58,41 @@ class RasaHost:
         body: dict[str, Any] = {"sender": conversation_id, "message": text}
         if metadata:
             body["metadata"] = metadata
+        data = json.dumps(body).encode()
         replicas = self.host.replica_urls
         first = next(_turns) % len(replicas)
         deadline = time.monotonic() + timeout
         for replica in replicas[first:] + replicas[:first]:
             url = f"{replica}/webhooks/rest/webhook"
+            left = max(0.05, deadline - time.monotonic())
             try:
-                # requests would follow a 307 or 308 with the same body: the person's text, elsewhere.
-                response = self.http.post(
-                    url, json=body, timeout=max(0.05, deadline - time.monotonic()), allow_redirects=False
+                # Never redirected: a 307 or 308 would carry the person's text elsewhere.
+                response = self.pool.request(
+                    "POST", url, body=data, headers=JSON_HEADERS,
+                    timeout=urllib3.Timeout(connect=left, read=left), retries=False, redirect=False,
                 )
-            except requests.ConnectionError as exc:
-                if isinstance(exc, requests.ConnectTimeout) or time.monotonic() >= deadline:
+            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
+                # NewConnectionError is also a ConnectTimeoutError; a refusal is not a timeout.
+                if time.monotonic() >= deadline:
                     raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
                 logger.warning("host=%s: %s refused to connect; trying another", self.host.id, replica)
                 continue
-            except requests.RequestException as exc:
+            except urllib3.exceptions.HTTPError as exc:
                 raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
             logger.info("conversation=%s turn served by %s", conversation_id, replica)
             return self.read_replies(url, response)
         raise HostUnavailable(f"{self.host.id}: no replica answered")
 
-    def read_replies(self, url: str, response: requests.Response) -> list[dict[str, Any]]:
-        if response.is_redirect:
+    def read_replies(self, url: str, response: urllib3.BaseHTTPResponse) -> list[dict[str, Any]]:
+        if response.get_redirect_location():
             raise HostUnavailable(
-                f"{self.host.id} at {url}: answered HTTP {response.status_code}, a redirect, which is never "
+                f"{self.host.id} at {url}: answered HTTP {response.status}, a redirect, which is never "
                 "followed (set the host's url in handoff_config.yml to where it really answers)"
             )
-        if response.status_code != 200:
-            raise HostUnavailable(f"{self.host.id} at {url}: HTTP {response.status_code}")
+        if response.status != 200:
+            raise HostUnavailable(f"{self.host.id} at {url}: HTTP {response.status}")
         try:
-            replies = response.json()
+            replies = json.loads(response.data)
         except ValueError:
             raise HostUnavailable(f"{self.host.id} at {url}: reply is not JSON") from None
         if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
@@ -190,7 +196,7 @@ def a2a_client() -> A2AClient:
 def adapter_for(host: Host, connection: store.Connection) -> Adapter:
     """Return the adapter that talks to this host."""
     if host.kind == "rasa":
-        return RasaHost(host, http_session())
+        return RasaHost(host, webhook_pool())
     if host.kind == "parlant":
         return ParlantHost(host, stays.desk_client(host), connection)
     if host.kind == "a2a":

@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 import requests
+import urllib3
 from flask import current_app, request
 
 from handoff.config import current_config
@@ -67,6 +68,22 @@ def http_session() -> requests.Session:
     if client is None:
         client = current_app.extensions["host_http"] = requests.Session()
     return client
+
+
+def webhook_pool() -> urllib3.PoolManager:
+    """Return the app's connection pool for Rasa hosts' REST webhooks.
+
+    A bot turn is one plain POST, so it goes over urllib3 itself: requests'
+    session machinery (proxy variables read from the environment, cookies,
+    hooks) was about a third of the chatroom's CPU per turn. Retries and
+    redirects are the caller's to decide (hosts.py turns both off).
+    """
+    pool = current_app.extensions.get("webhook_pool")
+    if pool is None:
+        pool = current_app.extensions["webhook_pool"] = urllib3.PoolManager(
+            maxsize=int(current_app.config["MAX_CONNECTIONS"]), retries=False
+        )
+    return pool
 
 
 def client_address() -> str:
