@@ -59,7 +59,8 @@ class FakeHost:
             return [{"recipient_id": sender, "custom": {"handoff_to": message[len(HAND_TO_ID):]}}]
         return [{"recipient_id": sender, "text": f"{self.title} heard: {message}"}]
 
-    def start(self) -> FakeHost:
+    def start(self, port: int = 0) -> FakeHost:
+        """Serve on ``port`` of the loopback (0: any free one)."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,7 +82,7 @@ class FakeHost:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
