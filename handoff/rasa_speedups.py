@@ -36,6 +36,13 @@
   call against 0.5 ms on an open connection. Each endpoint now keeps one session
   per event loop, its idle connections closed before the action server's own
   keep-alive ends; the REST channel closes them when the server stops.
+- Every parse and every prediction runs the model's graph through dask, which
+  works out again, per call, which nodes the targets need and in what order,
+  and schedules each node as a task: about a tenth of a bot's CPU per turn, in
+  one profile, outside the nodes themselves. The plan (the nodes the targets
+  need, each after the nodes it needs) is now worked out once per set of
+  targets and the nodes are called in that order, each with the outputs it
+  needs, as dask would call them.
 
 The bots' REST channel (``handoff.channel``) and tracker store
 (``handoff.rasa_stores``) call ``install`` when Rasa imports them, so both
@@ -60,6 +67,9 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.processor import MessageProcessor
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.graph import GraphNode
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.nlu.classifiers.regex_message_handler import RegexMessageHandler
 from rasa.shared.constants import DOCS_BASE_URL, INTENT_MESSAGE_PREFIX
@@ -79,6 +89,7 @@ domain_is_empty_by_rasa = Domain.is_empty
 parse_message_with_graph_by_rasa = MessageProcessor._parse_message_with_graph
 create_x_by_rasa = LogisticRegressionClassifier._create_X
 session_by_rasa = EndpointConfig.session
+run_graph_by_rasa = DaskGraphRunner.run
 event_classes: Dict[Text, Type[Event]] = {}
 
 
@@ -316,6 +327,73 @@ async def close_kept_sessions() -> None:
             await session.close()
 
 
+@dataclass(frozen=True)
+class GraphStep:
+    """One node of a graph run: its name, the node, and the names whose outputs it is called with."""
+
+    name: Text
+    node: GraphNode
+    needs: Tuple[Text, ...]
+
+
+# Where a runner keeps its plans, one per tuple of targets.
+GRAPH_PLANS = "_handoff_graph_plans"
+
+
+def graph_plan(runner: DaskGraphRunner, targets: Tuple[Text, ...]) -> List[GraphStep]:
+    """Return the nodes ``targets`` need, each after every node it needs (worked out once per targets)."""
+    plans: Dict[Tuple[Text, ...], List[GraphStep]] = runner.__dict__.setdefault(GRAPH_PLANS, {})
+    plan = plans.get(targets)
+    if plan is None:
+        nodes = runner._graph_schema.minimal_graph_schema(list(targets)).nodes
+        order: List[Text] = []
+
+        def place(name: Text) -> None:
+            if name in order or name not in nodes:
+                return
+            for need in nodes[name].needs.values():
+                place(need)
+            order.append(name)
+
+        for name in nodes:
+            place(name)
+        plan = plans[targets] = [
+            GraphStep(name, runner._instantiated_nodes[name], tuple(nodes[name].needs.values()))
+            for name in order
+        ]
+    return plan
+
+
+def run_graph_in_order(
+    self: DaskGraphRunner, inputs: Optional[Dict[Text, Any]] = None, targets: Optional[List[Text]] = None
+) -> Dict[Text, Any]:
+    """Run the graph as Rasa's DaskGraphRunner does, without dask: the same calls, results and errors.
+
+    As in dask's graph, an input is the pair (name, value) a node would output and
+    takes the place of a node of that name, and a need that is neither a node nor
+    an input is passed on as the name itself.
+    """
+    run_targets = targets if targets else self._graph_schema.target_names
+    plan = graph_plan(self, tuple(run_targets))
+    outputs: Dict[Text, Any] = {}
+    for input_name, input_value in (inputs or {}).items():
+        if isinstance(input_value, str) and (
+            input_value in outputs or any(step.name == input_value for step in plan)
+        ):
+            raise GraphRunError(
+                f"The graph input value '{input_value}' is also the name of a node or an input: "
+                "pass inputs whose values name nothing in the graph."
+            )
+        outputs[input_name] = (input_name, input_value)
+    try:
+        for step in plan:
+            if step.name not in outputs:
+                outputs[step.name] = step.node(*[outputs.get(need, need) for need in step.needs])
+    except RuntimeError as e:
+        raise GraphRunError("Error running runner.") from e
+    return dict(outputs[target] for target in run_targets)
+
+
 def install() -> None:
     """Put the speed-ups in place (again: they replace Rasa's methods, not wrap them)."""
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
@@ -325,3 +403,4 @@ def install() -> None:
     MessageProcessor._parse_message_with_graph = parse_message_with_graph  # type: ignore[method-assign]
     LogisticRegressionClassifier._create_X = logistic_regression_input  # type: ignore[method-assign]
     EndpointConfig.session = kept_session  # type: ignore[method-assign]
+    DaskGraphRunner.run = run_graph_in_order  # type: ignore[method-assign]

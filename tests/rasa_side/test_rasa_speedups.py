@@ -20,11 +20,13 @@ with warnings.catch_warnings():
     from rasa.core.channels.channel import UserMessage
     from rasa.core.policies.rule_policy import RulePolicy
     from rasa.core.processor import MessageProcessor
-    from rasa.engine.constants import PLACEHOLDER_MESSAGE
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.engine.runner.dask import DaskGraphRunner
     from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
     from rasa.shared.constants import DOCS_BASE_URL
     from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import Event, SlotSet
+    from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
     from rasa.shared.utils.common import all_subclasses
     from rasa.utils.endpoints import EndpointConfig
@@ -222,6 +224,47 @@ def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatc
 def test_installed_parse_is_what_the_processor_calls():
     rasa_speedups.install()
     assert MessageProcessor._parse_message_with_graph is rasa_speedups.parse_message_with_graph
+
+
+# pykwalify, reading the domain for the conversation tests, loads modules the deprecated way.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_the_graph_run_in_order_parses_and_predicts_what_dask_does(agent, request):
+    bot = request.node.callspec.params["agent"]
+    processor = agent.processor
+    nlu_target, core_target = processor.model_metadata.nlu_target, processor.model_metadata.core_target
+
+    def both(inputs: Dict[str, Any], target: str) -> "tuple[Any, Any]":
+        by_rasa = rasa_speedups.run_graph_by_rasa(processor.graph_runner, inputs=inputs, targets=[target])
+        in_order = rasa_speedups.run_graph_in_order(processor.graph_runner, inputs=inputs, targets=[target])
+        assert list(in_order) == list(by_rasa) == [target]
+        return by_rasa[target], in_order[target]
+
+    for text in NAMED + READ + CLASSIFIED:
+        by_rasa, in_order = both({PLACEHOLDER_MESSAGE: [UserMessage(text)]}, nlu_target)
+        assert [message.as_dict() for message in in_order] == [message.as_dict() for message in by_rasa], text
+    # A prediction after every message and every action of all the bot's conversation tests.
+    tracker = DialogueStateTracker.from_events(bot, [], agent.domain.slots)
+    predictions = 0
+    for event in long_conversation(bot, agent.domain):
+        tracker.update(event)
+        if isinstance(event, (UserUttered, ActionExecuted)):
+            by_rasa, in_order = both({PLACEHOLDER_TRACKER: tracker}, core_target)
+            assert in_order == by_rasa, (predictions, event)
+            predictions += 1
+    assert predictions > 100
+
+
+def test_an_input_clashing_with_a_node_is_refused_as_rasa_refuses_it(agent):
+    runner = agent.processor.graph_runner
+    target = agent.processor.model_metadata.nlu_target
+    for run in (rasa_speedups.run_graph_by_rasa, rasa_speedups.run_graph_in_order):
+        with pytest.raises(GraphRunError):
+            run(runner, inputs={"clash": target}, targets=[target])
+
+
+def test_installed_graph_run_is_what_the_processor_calls():
+    rasa_speedups.install()
+    assert DaskGraphRunner.run is rasa_speedups.run_graph_in_order
 
 
 # Short and long, known and unknown words, digits, punctuation only, non-ASCII.
