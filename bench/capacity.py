@@ -8,7 +8,10 @@ conversation counts in that turn), working through bench/load.py's ten-turn
 script with its handoff and back. A turn's time runs from when it was due, so a
 queue in the bench is counted too. The rate grows by
 --factor each step until a step's p99 passes --limit-ms or more than 1% of its
-turns are refused as busy or answered "unavailable". Then --refine more steps
+turns are refused as busy or answered "unavailable". A step that misses is
+offered once more at the same rate, and only a second miss counts: with few
+turns a step's p99 is its slowest turn, and one stray pause (a collection, a
+start-up cost) must not end the ramp at 2 turns/s. Then --refine more steps
 halve the gap (as a ratio) between the last rate held and the first missed, so
 the figure is not rounded down to the --factor grid: with 1.25 and 2 refining
 steps it is found within 6 %. Capacity is the achieved rate of the fastest
@@ -117,16 +120,24 @@ def offer(crowd: Crowd, pool: ThreadPoolExecutor, rate: float, due_count: int) -
 
 
 class Search:
-    """The offered rates: up by ``factor`` until one is missed, then ``refine`` halvings of the last gap."""
+    """The offered rates: up by ``factor`` until one is missed, then ``refine`` halvings of the last gap.
+
+    A rate counts as missed when two steps in a row at it miss.
+    """
 
     def __init__(self, start: float, factor: float, refine: int, most: float) -> None:
         self.rate: float | None = start
         self.factor, self.refine_left, self.most = factor, refine, most
         self.held: float | None = None
         self.missed: float | None = None
+        self.missed_once = False
 
     def record(self, within: bool) -> None:
         """Take whether the stack held the current rate and choose the next (None: done)."""
+        if not within and not self.missed_once:
+            self.missed_once = True  # the same rate again
+            return
+        self.missed_once = False
         if within:
             self.held = self.rate
         else:
