@@ -74,9 +74,10 @@ def webhook_pool() -> urllib3.PoolManager:
     """Return the app's connection pool for Rasa hosts' REST webhooks.
 
     A bot turn is one plain POST, so it goes over urllib3 itself: requests'
-    session machinery (proxy variables read from the environment, cookies,
-    hooks) was about a third of the chatroom's CPU per turn. Retries and
-    redirects are the caller's to decide (hosts.py turns both off).
+    own machinery above urllib3 (proxy variables read from the environment,
+    settings merged, cookies, hooks) was about a fifth of the chatroom's CPU
+    per turn. Retries and redirects are the caller's to decide (hosts.py turns
+    both off).
     """
     pool = current_app.extensions.get("webhook_pool")
     if pool is None:
