@@ -79,6 +79,13 @@ class FakeHost:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def handle(self) -> None:
+                # A client that gave up (a turn past its timeout) closed the connection: nothing to report.
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
             def log_message(self, *args) -> None:
                 pass
 
