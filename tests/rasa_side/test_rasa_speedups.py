@@ -3,6 +3,7 @@ import asyncio
 import json
 import tarfile
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -86,6 +87,47 @@ def test_installed_check_is_what_remote_actions_call():
 
 def test_validator_is_built_once():
     assert rasa_speedups.action_result_validator() is rasa_speedups.action_result_validator()
+
+
+def spoiled(event: Dict[str, Any]) -> List[Any]:
+    """Return ``event`` with each key dropped, and with each value swapped for each other JSON kind."""
+    kinds = [None, True, 3, 2.5, "text", [1], {"a": 1}]
+    out: List[Any] = [[], "slot", {**event, "extra": 1}]
+    for key in event:
+        out.append({k: v for k, v in event.items() if k != key})
+        out += [{**event, key: kind} for kind in kinds if kind != event[key]]
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_each_event_is_checked_against_its_type_as_the_whole_schema_would():
+    schema = RemoteAction.action_response_format_spec()
+    whole = jsonschema.validators.validator_for(schema)(schema)
+    domain = Domain.load(str(BOTS_DIR / "financial" / "domain.yml"))
+    # One event of each shape (type, keys and kinds of value) the conversation tests log.
+    shapes = {}
+    for event in [event.as_dict() for event in long_conversation("financial", domain)] + VALID["events"]:
+        shapes.setdefault(tuple((key, type(value).__name__) for key, value in sorted(event.items())), event)
+    events = list(shapes.values())
+    assert len({event["event"] for event in events}) >= 6
+    outcomes = Counter()
+    for event in events:
+        for candidate in [event, *spoiled(event)]:
+            for result in ({"events": [candidate]}, {"events": [event, candidate], "responses": []}):
+                passes = rasa_speedups.passes_by_type(result)
+                assert passes == whole.is_valid(result), result
+                outcomes[passes] += 1
+    for result in [*INVALID.values(), VALID, {}, [], {"events": None}, {"responses": [{"text": 1}]}]:
+        assert rasa_speedups.passes_by_type(result) == whole.is_valid(result), result
+    # Both answers were put to the test, many times each.
+    assert outcomes[True] > 100 and outcomes[False] > 100
+
+
+def test_events_are_split_by_every_type_of_rasas_schema():
+    branches = RemoteAction.action_response_format_spec()["properties"]["events"]["items"]["oneOf"]
+    dispatch = rasa_speedups.event_dispatch()
+    assert sorted(dispatch.by_type) == sorted(branch["properties"]["event"]["const"] for branch in branches)
+    assert len(dispatch.by_type) == 23
 
 
 @pytest.mark.parametrize("type_name", sorted({cls.type_name for cls in all_subclasses(Event)}))
