@@ -125,7 +125,8 @@ def event_dispatch() -> Optional[EventDispatch]:
     items = events.get("items", {})
     branches = items.get("oneOf", [])
     types = [branch.get("properties", {}).get("event", {}).get("const") for branch in branches]
-    if not branches or "event" not in items.get("required", []) or None in types or len(set(types)) < len(types):
+    one_per_type = None not in types and len(set(types)) == len(types)
+    if not branches or "event" not in items.get("required", []) or not one_per_type:
         return None
     cls = validator_for(schema)
     common = {key: value for key, value in items.items() if key != "oneOf"}
