@@ -100,7 +100,7 @@ class ConversationCookies(SecureCookieSessionInterface):
     """The person's signed conversation cookie, marked Secure by COOKIE_SECURE rather than once for all.
 
     Flask signs a permanent session's cookie again on every response, to push its
-    expiry on (a tenth of the chatroom's CPU for a turn, in one profile). Here an
+    expiry on (7.5 % of the chatroom's CPU for a turn, in one profile). Here an
     unchanged cookie is sent again only once it is a day old: it still lasts
     PERMANENT_SESSION_LIFETIME from the person's last visit, give or take a day.
     """
