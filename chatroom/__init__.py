@@ -4,14 +4,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Request, current_app, jsonify, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
-from itsdangerous import BadSignature
+from flask import Flask, current_app, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -97,41 +95,10 @@ def refuse_large_bodies():
 
 
 class ConversationCookies(SecureCookieSessionInterface):
-    """The person's signed conversation cookie, marked Secure by COOKIE_SECURE rather than once for all.
-
-    Flask signs a permanent session's cookie again on every response, to push its
-    expiry on (7.5 % of the chatroom's CPU for a turn, in one profile). Here an
-    unchanged cookie is sent again only once it is a day old: it still lasts
-    PERMANENT_SESSION_LIFETIME from the person's last visit, give or take a day.
-    """
-
-    refresh_after = timedelta(days=1)
+    """The person's signed conversation cookie, marked Secure by COOKIE_SECURE rather than once for all."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return cookie_secure()
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        serializer = self.get_signing_serializer(app)
-        if serializer is None:
-            return None
-        signed = request.cookies.get(self.get_cookie_name(app))
-        if not signed:
-            return self.session_class()
-        try:
-            data, signed_at = serializer.loads(
-                signed, max_age=int(app.permanent_session_lifetime.total_seconds()), return_timestamp=True
-            )
-        except BadSignature:
-            return self.session_class()
-        session = self.session_class(data)
-        session.signed_at = signed_at
-        return session
-
-    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        signed_at = getattr(session, "signed_at", None)
-        stale = signed_at is None or datetime.now(timezone.utc) - signed_at >= self.refresh_after
-        refresh = session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]
-        return session.modified or (refresh and stale)
 
 
 def trust_proxies(app: Flask) -> None:

@@ -6,7 +6,6 @@ import time
 
 import pytest
 import yaml
-from itsdangerous import TimestampSigner
 
 from chatroom import create_app
 from tests.fakehost import HAND_TO_ID, HAND_TO_URL, HAND_WITH, FakeHost
@@ -68,22 +67,6 @@ def test_cookie_is_http_only_and_a_forged_one_gets_a_new_conversation(app, clien
     payload, _, signature = cookie.value.rpartition(".")
     forger.set_cookie("chatroom", f"{payload}.{signature[::-1]}")
     assert forger.post("/api/conversation").get_json()["host"]["id"] == "alpha"
-
-
-def test_the_cookie_is_sent_again_only_once_a_day_old(app, monkeypatch):
-    person = app.test_client()
-    signed_now = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_now(self) - 24 * 3600)
-    started = person.post("/api/conversation")
-    assert "chatroom=" in started.headers["Set-Cookie"]
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", signed_now)
-    day_old = person.get_cookie("chatroom").value
-    refreshed = person.post("/api/messages", json={"text": "hello"})
-    assert refreshed.status_code == 200 and "chatroom=" in refreshed.headers["Set-Cookie"]
-    assert person.get_cookie("chatroom").value != day_old
-    fresh = person.post("/api/messages", json={"text": "hello again"})
-    assert fresh.status_code == 200 and "Set-Cookie" not in fresh.headers
-    assert texts(fresh.get_json(), "user") == ["hello again"]
 
 
 def test_message_reaches_only_the_current_host(client, hosts):
