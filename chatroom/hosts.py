@@ -54,6 +54,7 @@ class RasaHost:
 
         Turns go round the replicas (they share the bot's tracker and lock
         stores); one that refuses the connection got nothing, so the next is tried.
+        Any other failure makes the host unavailable for this turn.
         """
         body: dict[str, Any] = {"sender": conversation_id, "message": text}
         if metadata:
@@ -71,8 +72,11 @@ class RasaHost:
                     "POST", url, body=data, headers=JSON_HEADERS,
                     timeout=urllib3.Timeout(connect=left, read=left), retries=False, redirect=False,
                 )
-            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
-                # NewConnectionError is also a ConnectTimeoutError; a refusal is not a timeout.
+            except urllib3.exceptions.NewConnectionError as exc:
+                # Refused: the replica got nothing (a connect timeout is not caught here,
+                # though urllib3 makes this class a ConnectTimeoutError too). A connection
+                # dropped mid-turn is not tried elsewhere: that replica may have handled
+                # the message, and the bot would hear it twice.
                 if time.monotonic() >= deadline:
                     raise HostUnavailable(f"{self.host.id} at {url}: {type(exc).__name__}") from None
                 logger.warning("host=%s: %s refused to connect; trying another", self.host.id, replica)

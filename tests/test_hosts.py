@@ -34,12 +34,24 @@ def fake():
 
 
 class Raw:
-    """A server answering every POST with 200 and the given body, whatever was asked."""
+    """A server answering every POST with 200 and the given body, whatever was asked.
 
-    def __init__(self, body: bytes) -> None:
+    With no body it reads each request and hangs up without a word, as a
+    replica killed in the middle of a turn does.
+    """
+
+    def __init__(self, body: bytes | None, port: int = 0) -> None:
+        self.received = 0
+
+        raw = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                raw.received += 1
+                if body is None:
+                    self.close_connection = True
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -49,7 +61,7 @@ class Raw:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -122,6 +134,24 @@ def test_a_replica_refusing_the_connection_passes_the_turn_to_the_next():
         live.stop()
     assert [reply[0]["text"] for reply in answers] == ["Beta Bot heard: one", "Beta Bot heard: two"]
     assert live.messages_from("c1") == ["one", "two"]
+
+
+def test_a_replica_hanging_up_mid_turn_makes_the_host_unavailable_without_trying_the_next():
+    # It read the message, so it may have handled it: sent to the next replica as
+    # well, the bot would hear it twice. The person is told and sends it again.
+    port = free_port(also_free_at=REPLICA_PORT_STEP)
+    first, second = Raw(None, port), Raw(None, port + REPLICA_PORT_STEP)
+    try:
+        host = rasa_host(first.url, replicas=2)
+        # Turns take the replicas in turn: one of two starts at each.
+        for text in ("one", "two"):
+            with pytest.raises(HostUnavailable) as raised:
+                host.send("c1", text, timeout=5)
+            assert "ProtocolError" in str(raised.value)
+    finally:
+        first.stop()
+        second.stop()
+    assert (first.received, second.received) == (1, 1)
 
 
 def test_a_reply_is_read_as_utf8_json():
