@@ -53,6 +53,9 @@ MOVE = sa.update(conversation).where(conversation.c.id == sa.bindparam("conversa
     host_id=sa.bindparam("to_host"), updated_at=sa.bindparam("now")
 )
 INSERT_SWITCH = sa.insert(switch)
+FIND_PENDING = sa.select(pending_switch).where(
+    pending_switch.c.conversation_id == sa.bindparam("conversation_id")
+)
 INSERT_MESSAGE = sa.insert(message)
 LIST_MESSAGES = (
     sa.select(message.c.id, message.c.role, message.c.host_id, message.c.body)
@@ -219,9 +222,7 @@ def _pending(row: RowMapping) -> PendingSwitch:
 
 
 def find_pending_switch(db: Connection, conversation_id: str) -> PendingSwitch | None:
-    row = db.execute(
-        sa.select(pending_switch).where(pending_switch.c.conversation_id == conversation_id)
-    ).mappings().first()
+    row = db.execute(FIND_PENDING, {"conversation_id": conversation_id}).mappings().first()
     return _pending(row) if row else None
 
 
