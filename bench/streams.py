@@ -12,7 +12,10 @@ Each run starts its own stack with a real Parlant desk (``python -m desk``) and:
 4. lets the same number of new people chat again, with /healthz asked as before
    and the same pauses between turns as in step 1.
 The chatroom's memory (RSS of its processes) is read before seeding, after it
-and with every stream open: per waiting stay and per open stream.
+and with every stream open: per waiting stay and per open stream. Before each
+phase nobody chats for --rest seconds, and the CPU the chatroom, the desk (with
+its Parlant server) and the whole stack use meanwhile is read: what the waiters
+cost at rest, in per cent of one core.
 The commit measured must serve GET /api/events.
 With --waiters 0 the two phases differ in nothing: the with ÷ without ratio then
 shows how far the p99 of this many turns moves on its own.
@@ -31,7 +34,17 @@ from urllib.parse import urlsplit
 import requests
 
 from bench.load import ASK, crowd, parse_think, warm_up
-from bench.measure import Figures, add_arguments, compare, number, percentile, processes_running, rss_mib
+from bench.measure import (
+    Figures,
+    add_arguments,
+    compare,
+    cpu_seconds,
+    descendants,
+    number,
+    percentile,
+    processes_running,
+    rss_mib,
+)
 from tests.stack import Person, Stack, default_config, free_port
 
 DESK_TITLE = "Support team"
@@ -199,9 +212,24 @@ def chatroom_rss_mib(stack: Stack) -> float:
     return rss_mib(processes_running(stack.pid, "chatroom"))
 
 
+def cpu_at_rest(stack: Stack, seconds: float) -> dict[str, float]:
+    """Return the per cent of one core the chatroom, the desk and the whole stack use while nobody chats."""
+    parts = {
+        "chatroom": processes_running(stack.pid, "chatroom"),
+        "desk": processes_running(stack.pid, "desk"),
+        "stack": descendants(stack.pid),
+    }
+    before = {name: cpu_seconds(pids) for name, pids in parts.items()}
+    time.sleep(seconds)  # the measurement's window, not a wait for a condition
+    return {name: 100 * (cpu_seconds(pids) - before[name]) / seconds for name, pids in parts.items()}
+
+
 def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
     # Both phases meet the same pauses (people are numbered alike), so the with ÷ without ratio of a
     # run compares the same offered load: only the waiters differ.
+    rest_alone = cpu_at_rest(stack, args.rest)
+    print("  at rest without waiters, % of a core: "
+          + ", ".join(f"{name} {number(share)}" for name, share in rest_alone.items()), flush=True)
     alone, health_alone = chat(stack, args, first=run * args.people)
     print(f"  without waiters: turn p99 {number(alone['turn p99 ms'])} ms, "
           f"/healthz p99 {number(health_alone)} ms", flush=True)
@@ -226,6 +254,9 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
                   flush=True)
         rss_streams = chatroom_rss_mib(stack)
         print(f"  {ready} streams open", flush=True)
+        rest_crowded = cpu_at_rest(stack, args.rest)
+        print("  at rest with the waiters, % of a core: "
+              + ", ".join(f"{name} {number(share)}" for name, share in rest_crowded.items()), flush=True)
         crowded, health_crowded = chat(stack, args, first=run * args.people)
         still_open = streams.open_now()
     return {
@@ -234,6 +265,8 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
         "turn median ms, with waiters": crowded["turn median ms"],
         "turn p99 ms, with waiters": crowded["turn p99 ms"],
         "turn p99 with / without": crowded["turn p99 ms"] / alone["turn p99 ms"],
+        **{f"{name} CPU at rest, % of a core, no waiters": share for name, share in rest_alone.items()},
+        **{f"{name} CPU at rest, % of a core, with waiters": share for name, share in rest_crowded.items()},
         "/healthz p99 ms, no waiters": health_alone,
         "/healthz p99 ms, with waiters": health_crowded,
         "unavailable, with waiters": crowded["unavailable"],
@@ -257,6 +290,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=10, help="turns per chatting person (default 10)")
     parser.add_argument("--think", default="3-8", help="seconds between a chatter's turns (default 3-8)")
     parser.add_argument("--seeders", type=int, default=8, help="waiters brought to the desk at once (8)")
+    parser.add_argument("--rest", type=float, default=20.0, help="seconds of CPU reading at rest (20)")
     add_arguments(parser)
     args = parser.parse_args()
     # Streams, the chatroom's side of them and its desk readers: several descriptors per waiter.
