@@ -1,5 +1,6 @@
 """Rasa's per-turn work made cheaper: the same answers and the same refusals as Rasa's own."""
 import asyncio
+import copy
 import json
 import tarfile
 import warnings
@@ -128,6 +129,44 @@ def test_events_are_split_by_every_type_of_rasas_schema():
     dispatch = rasa_speedups.event_dispatch()
     assert sorted(dispatch.by_type) == sorted(branch["properties"]["event"]["const"] for branch in branches)
     assert len(dispatch.by_type) == 23
+
+
+def without_one_of(items: Dict[str, Any]) -> None:
+    del items["oneOf"]
+
+
+def with_a_type_twice(items: Dict[str, Any]) -> None:
+    items["oneOf"].append(items["oneOf"][0])
+
+
+def without_event_required(items: Dict[str, Any]) -> None:
+    items["required"] = [key for key in items["required"] if key != "event"]
+
+
+@pytest.mark.parametrize("change", [without_one_of, with_a_type_twice, without_event_required])
+def test_a_schema_not_one_branch_per_event_type_is_checked_whole(monkeypatch, change):
+    # Another Rasa version's schema, where checking an event by its type alone could disagree.
+    schema = copy.deepcopy(RemoteAction.action_response_format_spec())
+    change(schema["properties"]["events"]["items"])
+    monkeypatch.setattr(RemoteAction, "action_response_format_spec", staticmethod(lambda: schema))
+    rasa_speedups.event_dispatch.cache_clear()
+    rasa_speedups.action_result_validator.cache_clear()
+    try:
+        assert rasa_speedups.event_dispatch() is None
+        whole = jsonschema.validators.validator_for(schema)(schema)
+        verdicts = []
+        for result in [VALID, *INVALID.values()]:
+            assert rasa_speedups.passes_by_type(result) is False
+            try:
+                accepted = rasa_speedups.validate_action_result(RemoteAction("action_x", None), result)
+            except jsonschema.ValidationError:
+                accepted = False
+            assert accepted == whole.is_valid(result), result
+            verdicts.append(accepted)
+        assert False in verdicts and verdicts[1:].count(False) >= 3
+    finally:
+        rasa_speedups.event_dispatch.cache_clear()
+        rasa_speedups.action_result_validator.cache_clear()
 
 
 @pytest.mark.parametrize("type_name", sorted({cls.type_name for cls in all_subclasses(Event)}))
