@@ -185,11 +185,21 @@ def turn_figures(talkers: list[Talker], elapsed: float) -> Figures:
     }
 
 
-def crowd(stack: Stack, people: int, turns: int, think: tuple[float, float], first: int = 0) -> Figures:
-    """Let ``people`` hold their conversations at once; return turn figures and the trackers' check."""
+def crowd(
+    stack: Stack, people: int, turns: int, think: tuple[float, float], first: int = 0, rounds: int = 1
+) -> Figures:
+    """Let ``people`` hold their conversations at once; return turn figures and the trackers' check.
+
+    With ``rounds`` > 1 each person starts a fresh conversation when one ends, ``rounds`` in all,
+    numbered ``first`` to ``first + people * rounds - 1``: still ``people`` at once, more turns.
+    """
+
+    def person(i: int) -> list[Talker]:
+        return [converse(stack, first + i + people * k, turns, think) for k in range(rounds)]
+
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=people) as pool:
-        talkers = list(pool.map(lambda i: converse(stack, first + i, turns, think), range(people)))
+        talkers = [talker for own in pool.map(person, range(people)) for talker in own]
     elapsed = time.perf_counter() - started
     failed = [talker for talker in talkers if talker.error]
     for talker in failed[:3]:

@@ -3,7 +3,9 @@
 Run: .venv/bin/python -m bench.streams [--waiters 1000] [--people 100] [--runs 3] [--ref REF]
 Each run starts its own stack with a real Parlant desk (``python -m desk``) and:
 1. lets --people chat through bench/load.py's script, with nobody at the desk,
-   while /healthz is asked every 100 ms on a fresh connection;
+   while /healthz is asked every 100 ms on a fresh connection; each person
+   holds --rounds conversations one after another (by default 3,000 turns a phase)
+   so its p99 is the 30th slowest turn, not one of ten stray ones;
 2. seeds the waiters the way a person gets there: each asks the Helpdesk for
    someone else and presses "Support team" (two Rasa turns and a Parlant
    session each; --seeders at a time, not timed as part of any figure);
@@ -33,7 +35,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.load import ASK, crowd, parse_think, warm_up
+from bench.load import ASK, SCRIPT_TURNS, crowd, parse_think, warm_up
 from bench.measure import (
     Figures,
     add_arguments,
@@ -200,10 +202,14 @@ class Streams:
         self.selector.close()
 
 
-def chat(stack: Stack, args: argparse.Namespace, first: int) -> tuple[Figures, float]:
-    """Let --people chat while /healthz is probed; return their figures and /healthz p99 ms."""
+def chat(stack: Stack, args: argparse.Namespace, run: int) -> tuple[Figures, float]:
+    """Let --people chat, --rounds conversations each, while /healthz is probed.
+
+    Returns their figures and /healthz p99 ms.
+    """
+    first = run * args.people * args.rounds
     with HealthProbe(stack.chatroom_url) as probe:
-        figures = crowd(stack, args.people, args.turns, parse_think(args.think), first)
+        figures = crowd(stack, args.people, args.turns, parse_think(args.think), first, args.rounds)
     return figures, probe.p99_ms()
 
 
@@ -230,7 +236,7 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
     rest_alone = cpu_at_rest(stack, args.rest)
     print("  at rest without waiters, % of a core: "
           + ", ".join(f"{name} {number(share)}" for name, share in rest_alone.items()), flush=True)
-    alone, health_alone = chat(stack, args, first=run * args.people)
+    alone, health_alone = chat(stack, args, run)
     print(f"  without waiters: turn p99 {number(alone['turn p99 ms'])} ms, "
           f"/healthz p99 {number(health_alone)} ms", flush=True)
 
@@ -257,7 +263,7 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
         rest_crowded = cpu_at_rest(stack, args.rest)
         print("  at rest with the waiters, % of a core: "
               + ", ".join(f"{name} {number(share)}" for name, share in rest_crowded.items()), flush=True)
-        crowded, health_crowded = chat(stack, args, first=run * args.people)
+        crowded, health_crowded = chat(stack, args, run)
         still_open = streams.open_now()
     return {
         "turn median ms, no waiters": alone["turn median ms"],
@@ -287,15 +293,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waiters", type=int, default=1000, help="people waiting with open streams (1000)")
     parser.add_argument("--people", type=int, default=100, help="people chatting meanwhile (default 100)")
-    parser.add_argument("--turns", type=int, default=10, help="turns per chatting person (default 10)")
+    parser.add_argument("--turns", type=int, default=SCRIPT_TURNS,
+                        help=f"turns per conversation, at most {SCRIPT_TURNS} (default {SCRIPT_TURNS})")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="conversations each chatting person holds, one after another (default 3)")
     parser.add_argument("--think", default="3-8", help="seconds between a chatter's turns (default 3-8)")
     parser.add_argument("--seeders", type=int, default=8, help="waiters brought to the desk at once (8)")
     parser.add_argument("--rest", type=float, default=20.0, help="seconds of CPU reading at rest (20)")
     add_arguments(parser)
     args = parser.parse_args()
+    if args.turns > SCRIPT_TURNS:
+        # A second pass hands the person back and forth again, and with a desk configured the
+        # chatroom then offers the desk instead of the bot the script expects.
+        parser.error(f"--turns: a conversation holds one pass of the script ({SCRIPT_TURNS} turns) "
+                     "here; use --rounds for more turns per person")
     # Streams, the chatroom's side of them and its desk readers: several descriptors per waiter.
     raise_open_files(4 * args.waiters + 1024)
-    print(f"{args.waiters} waiters, {args.people} people chatting, {args.runs} run(s); "
+    print(f"{args.waiters} waiters, {args.people} people chatting ({args.rounds} conversations of "
+          f"{args.turns} turns each), {args.runs} run(s); "
           f"a fresh stack per run")
     compare(args, lambda stack, run: measure(stack, run, args), config=config_with_desk, fresh_stack=True,
             warm_up=warm_up)
