@@ -1,6 +1,7 @@
 """Rasa's per-turn work made cheaper: the same answers and the same refusals as Rasa's own."""
 import asyncio
 import copy
+import dataclasses
 import json
 import tarfile
 import warnings
@@ -300,6 +301,29 @@ def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatc
         parsed = rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker)
         assert parsed["text"] == (text.strip() if text in NAMED else text)
     assert read == READ
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_pipeline_not_ending_in_regex_message_handler_reads_every_message(agent, monkeypatch):
+    processor = agent.processor
+    nodes = processor.model_metadata.predict_schema.nodes
+    target = processor.model_metadata.nlu_target
+    # Another last step might change what a named intent parses to, so nothing may skip it.
+    monkeypatch.setitem(nodes, target, dataclasses.replace(nodes[target], uses=LogisticRegressionClassifier))
+    assert not rasa_speedups.nlu_ends_in_regex_handler(processor)
+    read = []
+    run = processor.graph_runner.run
+
+    def counted_run(**kwargs):
+        read.append(kwargs["inputs"][PLACEHOLDER_MESSAGE][0].text)
+        return run(**kwargs)
+
+    monkeypatch.setattr(processor.graph_runner, "run", counted_run)
+    tracker = DialogueStateTracker.from_events("parse", [])
+    for text in NAMED + READ:
+        rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker)
+    # Rasa hands the pipeline each text stripped.
+    assert read == [text.strip() for text in NAMED + READ]
 
 
 def test_installed_parse_is_what_the_processor_calls():
