@@ -31,6 +31,8 @@ with warnings.catch_warnings():
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+    from rasa.shared.nlu.training_data.features import Features
     from rasa.shared.utils.common import all_subclasses
     from rasa.utils.endpoints import EndpointConfig
 
@@ -406,6 +408,20 @@ def test_classifier_input_is_the_matrix_rasa_builds(agent):
         assert got.shape == expected.shape and got.dtype == expected.dtype
         assert (got != expected).nnz == 0
         assert np.array_equal(classifier.clf.predict_proba(got), classifier.clf.predict_proba(expected))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_classifier_input_with_dense_features_is_rasas_own(agent):
+    classifier, messages = classifier_inputs(agent)
+    dense = copy.deepcopy(messages[:2])
+    for message in dense:
+        message.add_features(Features(np.array([[0.5, -0.25, 1.0]]), FEATURE_TYPE_SENTENCE, TEXT, "test"))
+    sparse_width = rasa_speedups.logistic_regression_input(classifier, messages[:2]).shape[1]
+    expected = rasa_speedups.create_x_by_rasa(classifier, dense)
+    got = rasa_speedups.logistic_regression_input(classifier, dense)
+    # Rasa joins the dense features in; only its own routine knows how.
+    assert expected.shape == (2, sparse_width + 3)
+    assert got.shape == expected.shape and (got != expected).nnz == 0
 
 
 def test_installed_classifier_input_is_what_the_classifier_calls():
