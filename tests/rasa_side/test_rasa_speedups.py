@@ -464,3 +464,11 @@ def test_action_server_calls_share_one_connection_until_the_server_stops():
     again, callers_again, _ = asyncio.run(call_a_local_server_five_times())
     assert again == answers and len(set(callers_again)) == 1
 
+
+
+def test_an_endpoint_used_outside_an_event_loop_gets_rasas_own_session(monkeypatch):
+    # No loop to keep a session for: nothing is kept, and Rasa makes its session as before.
+    monkeypatch.setattr(rasa_speedups, "session_by_rasa", lambda endpoint: ("Rasa's session", endpoint))
+    endpoint = EndpointConfig("http://127.0.0.1:9/webhook")
+    assert rasa_speedups.kept_session(endpoint) == ("Rasa's session", endpoint)
+    assert not hasattr(endpoint, rasa_speedups.KEPT_SESSION)
