@@ -287,9 +287,8 @@ def test_messages_naming_an_intent_parse_as_rasa_parses_them(agent, only_output_
         assert got == expected, text
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatch):
-    processor = agent.processor
+def parse_counting_pipeline_runs(processor: MessageProcessor, monkeypatch) -> "tuple[List[Dict], List[str]]":
+    """Parse every text of NAMED + READ; return the parse data and the texts the NLU graph was run for."""
     read = []
     run = processor.graph_runner.run
 
@@ -299,9 +298,16 @@ def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatc
 
     monkeypatch.setattr(processor.graph_runner, "run", counted_run)
     tracker = DialogueStateTracker.from_events("parse", [])
-    for text in NAMED + READ:
-        parsed = rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker)
-        assert parsed["text"] == (text.strip() if text in NAMED else text)
+    parsed = [
+        rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker) for text in NAMED + READ
+    ]
+    return parsed, read
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_only_messages_naming_a_known_intent_skip_the_pipeline(agent, monkeypatch):
+    parsed, read = parse_counting_pipeline_runs(agent.processor, monkeypatch)
+    assert [data["text"] for data in parsed] == [text.strip() for text in NAMED] + READ
     assert read == READ
 
 
@@ -313,17 +319,7 @@ def test_a_pipeline_not_ending_in_regex_message_handler_reads_every_message(agen
     # Another last step might change what a named intent parses to, so nothing may skip it.
     monkeypatch.setitem(nodes, target, dataclasses.replace(nodes[target], uses=LogisticRegressionClassifier))
     assert not rasa_speedups.nlu_ends_in_regex_handler(processor)
-    read = []
-    run = processor.graph_runner.run
-
-    def counted_run(**kwargs):
-        read.append(kwargs["inputs"][PLACEHOLDER_MESSAGE][0].text)
-        return run(**kwargs)
-
-    monkeypatch.setattr(processor.graph_runner, "run", counted_run)
-    tracker = DialogueStateTracker.from_events("parse", [])
-    for text in NAMED + READ:
-        rasa_speedups.parse_message_with_graph(processor, UserMessage(text), tracker)
+    _, read = parse_counting_pipeline_runs(processor, monkeypatch)
     # Rasa hands the pipeline each text stripped.
     assert read == [text.strip() for text in NAMED + READ]
 
