@@ -1,11 +1,11 @@
 """A crowd waiting for a human: N open event streams at the desk while 100 people chat with the bots.
 
-Run: .venv/bin/python -m bench.streams [--waiters 1000] [--people 100] [--runs 3] [--ref REF]
+Run: .venv/bin/python -m bench.streams [--waiters 1000] [--people 100] [--rounds 3] [--runs 3] [--ref REF]
 Each run starts its own stack with a real Parlant desk (``python -m desk``) and:
 1. lets --people chat through bench/load.py's script, with nobody at the desk,
    while /healthz is asked every 100 ms on a fresh connection; each person
-   holds --rounds conversations one after another (by default 3,000 turns a phase)
-   so its p99 is the 30th slowest turn, not one of ten stray ones;
+   holds --rounds conversations one after another (by default 3,000 turns a
+   phase, so its p99 is the 30th slowest turn, not one of ten stray ones);
 2. seeds the waiters the way a person gets there: each asks the Helpdesk for
    someone else and presses "Support team" (two Rasa turns and a Parlant
    session each; --seeders at a time, not timed as part of any figure);
