@@ -75,6 +75,7 @@ class Talker:
     expected: dict[str, list[str]] = field(default_factory=dict)
     maybe: dict[str, set[str]] = field(default_factory=dict)
     turn_times: list[float] = field(default_factory=list)
+    turn_started: list[float] = field(default_factory=list)  # perf_counter() at each timed turn's start
     busy: int = 0
     retry_after: float = 2.0
     unavailable: int = 0
@@ -99,6 +100,7 @@ class Talker:
                 return BUSY
             raise
         self.turn_times.append(time.perf_counter() - started)
+        self.turn_started.append(started)
         fresh = [m for m in self.person.last.get("messages", []) if m.get("id") not in self.seen]
         self.seen.update(m.get("id") for m in fresh)
         notices = " ".join(m.get("text", "") for m in fresh if m.get("role") == "notice")
