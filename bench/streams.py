@@ -46,6 +46,7 @@ import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -72,8 +73,6 @@ SEED_TRIES = 5
 STREAMS_READY_TIMEOUT = 120.0
 # The chatroom's settings as the stack started from this environment runs them.
 SETTINGS = settings.load()
-# Descriptors the chatroom may hold above its count without streams once they are closed (chatters' own).
-SETTLED_MARGIN = 50
 # More conversations than any chatter holds in an --alternate run: numbers them apart across runs.
 MAX_CONVERSATIONS = 1000
 
@@ -351,28 +350,48 @@ def measure(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
     }
 
 
-def chatroom_descriptors(stack: Stack) -> int:
-    """Return how many files and sockets the chatroom's processes hold open."""
-    total = 0
-    for pid in processes_running(stack.pid, "chatroom"):
+def connections_known() -> set[str]:
+    """Return the inode of every socket the kernel still lists (TCP, UDP, Unix) in this namespace."""
+    known: set[str] = set()
+    for table, column in (("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("unix", 6)):
         with contextlib.suppress(OSError):
-            total += len(os.listdir(f"/proc/{pid}/fd"))
-    return total
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > column:
+                    known.add(fields[column])
+    return known
 
 
-def close_streams(stack: Stack, streams: Streams, held_without: int) -> float:
+def dropped_but_held(pids: list[int]) -> int:
+    """Return how many sockets these processes still hold whose connection the kernel has dropped.
+
+    A stream reset by the bench leaves the kernel's tables at once, but its
+    socket stays open in the chatroom until the stream notices and ends.
+    """
+    known = connections_known()
+    held = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:[") and target[8:-1] not in known:
+                        held += 1
+    return held
+
+
+def close_streams(stack: Stack, streams: Streams) -> float:
     """Close every stream and wait until the chatroom has let go of them; return the seconds it took.
 
-    The chatroom notices a closed stream at its next keep-alive, up to STREAM_HEARTBEAT later;
-    until then each one still costs it a heartbeat, so no window starts before they are gone.
+    The chatroom notices a closed stream at its next write, up to STREAM_HEARTBEAT
+    later; until then each one still costs it a heartbeat, so no window starts before they are gone.
     """
     started = time.monotonic()
     streams.close_all()
     deadline = started + 3 * SETTINGS["STREAM_HEARTBEAT"]
-    while chatroom_descriptors(stack) > held_without + SETTLED_MARGIN:
+    while (held := dropped_but_held(processes_running(stack.pid, "chatroom"))) > 0:
         if time.monotonic() > deadline:
-            print(f"  warning: the chatroom still holds {chatroom_descriptors(stack) - held_without} "
-                  "more descriptors than without streams", flush=True)
+            print(f"  warning: the chatroom still holds {held} closed streams", flush=True)
             break
         time.sleep(0.5)
     return time.monotonic() - started
@@ -399,7 +418,6 @@ def alternate(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
     waiters, seeding = seed(stack, args)
     seeded_at = time.monotonic()
     rss_seeded = chatroom_rss_mib(stack)
-    held_without = chatroom_descriptors(stack)
     rest_closed = cpu_at_rest(stack, args.rest)
     print_rest("with the waiters, streams closed", rest_closed)
 
@@ -433,7 +451,7 @@ def alternate(stack: Stack, run: int, args: argparse.Namespace) -> Figures:
             for condition in window_order(args.alternate):
                 if condition != state:
                     if condition == "closed":
-                        switches.append(close_streams(stack, streams, held_without))
+                        switches.append(close_streams(stack, streams))
                     else:
                         began = time.monotonic()
                         started_counts.append(open_streams(streams, waiters))

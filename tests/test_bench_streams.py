@@ -1,11 +1,13 @@
 """bench.streams' alternating windows: which turns count, in which order, and how streams are closed."""
 from __future__ import annotations
 
+import os
 import socket
+import struct
 
 import pytest
 
-from bench.streams import Streams, inside, window_order
+from bench.streams import Streams, dropped_but_held, inside, window_order
 
 
 def test_a_turn_counts_for_a_window_only_when_it_starts_and_ends_inside_it():
@@ -42,3 +44,20 @@ def test_closed_streams_reset_the_connection_so_the_server_hears_of_it_at_once()
                 # A plain close would read as an orderly end (b""); a reset fails the next read or write.
                 with pytest.raises(ConnectionResetError):
                     server_side.recv(1)
+
+
+def test_a_reset_stream_counts_as_held_until_its_server_closes_it():
+    me = [os.getpid()]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server_side, _ = listener.accept()
+        # Other tests in this process may have left sockets of their own behind: count from here.
+        before = dropped_but_held(me)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        server_side.settimeout(10)
+        with pytest.raises(ConnectionResetError):
+            server_side.recv(1)  # the reset has arrived
+        assert dropped_but_held(me) == before + 1
+        server_side.close()
+        assert dropped_but_held(me) == before
